@@ -1,0 +1,6 @@
+"""editvit models, registered with timm on import."""
+from .convert import checkpoint_filter_fn, deit3_to_edit, resample_pos_embed
+from .edit import EditVisionTransformer
+from .layers.class_decoder import ClassDecoder
+
+__all__ = ['ClassDecoder', 'EditVisionTransformer', 'checkpoint_filter_fn', 'deit3_to_edit', 'resample_pos_embed']

@@ -1,0 +1,3 @@
+from .class_decoder import ClassDecoder
+
+__all__ = ['ClassDecoder']

@@ -1,0 +1,139 @@
+"""Reading, writing and loading model weights safely.
+
+Weights are read from safetensors or with `torch.load(..., weights_only=True)`: nothing in a file is ever executed.
+Files are written atomically (a temporary file in the same folder, then a rename), so a crash never leaves a
+half-written file under the real name.
+"""
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Union
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+PathLike = Union[str, os.PathLike]
+# keys under which training scripts (timm, DeiT, editvit) nest the model weights, most preferred first
+_NESTED_KEYS = ('model', 'state_dict', 'model_state_dict')
+# prefixes added by DistributedDataParallel and torch.compile
+_WRAPPER_PREFIXES = ('module.', '_orig_mod.')
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be read, or whose weights do not fit the model."""
+
+
+def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:
+    """Call write(tmp_path), then rename tmp_path to path, so path is either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def clean_state_dict(state_dict: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+    """Unwrap a training checkpoint to its model weights and strip the DDP / torch.compile key prefixes."""
+    for key in _NESTED_KEYS:
+        if key in state_dict and isinstance(state_dict[key], Mapping):
+            state_dict = state_dict[key]
+            break
+    cleaned = {}
+    for k, v in state_dict.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _WRAPPER_PREFIXES:
+                if k.startswith(prefix):
+                    k, changed = k[len(prefix):], True
+        cleaned[k] = v
+    return cleaned
+
+
+def read_file(path: PathLike) -> Dict[str, Any]:
+    """Read a .safetensors file or a torch checkpoint (weights only) as it is stored, without unwrapping it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint {str(path)!r} does not exist or is not a file')
+    if path.suffix == '.safetensors':
+        try:
+            return load_file(str(path), device='cpu')
+        except Exception as e:  # safetensors raises its own error types for bad headers
+            raise CheckpointError(f'{str(path)!r} is not a valid .safetensors file: {e}') from e
+    try:
+        obj = torch.load(str(path), map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f'refusing to load {str(path)!r}: it holds pickled objects other than tensors and plain data, which '
+            f'could execute code (torch.load weights_only=True rejected it: {str(e).splitlines()[0]}). '
+            f'Re-save only the state dict, or convert it to .safetensors.') from e
+    except Exception as e:
+        raise CheckpointError(f'{str(path)!r} is not a PyTorch checkpoint or .safetensors file: {e}') from e
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f'{str(path)!r} holds a {type(obj).__name__}, not a state dict')
+    return dict(obj)
+
+
+def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
+    """The model weights in a file: safetensors or torch checkpoint, nested or not, DDP/compile prefixes stripped."""
+    return clean_state_dict(read_file(path))
+
+
+def save_state_dict(state_dict: Mapping[str, torch.Tensor], path: PathLike) -> Path:
+    """Write weights atomically: .safetensors by suffix, otherwise torch.save."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    if str(path).endswith('.safetensors'):
+        return atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    return atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+
+
+def save_model(model: nn.Module, path: PathLike) -> Path:
+    """Save a model's weights (unwrapped from DDP / torch.compile) so timm can load them with pretrained=True."""
+    return save_state_dict(clean_state_dict(model.state_dict()), path)
+
+
+def check_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = 'checkpoint') -> None:
+    """Raise CheckpointError listing missing keys, unexpected keys and shape mismatches, if there are any."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = sorted(f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}'
+                        for k in set(own) & set(state_dict) if own[k].shape != state_dict[k].shape)
+    if not (missing or unexpected or mismatched):
+        return
+    lines = [f'{source} does not fit {type(model).__name__}:']
+    if missing:
+        lines.append(f'  missing keys ({len(missing)}): {", ".join(missing)}')
+    if unexpected:
+        lines.append(f'  unexpected keys ({len(unexpected)}): {", ".join(unexpected)}')
+    if mismatched:
+        lines.append(f'  shape mismatches ({len(mismatched)}): {"; ".join(mismatched)}')
+    lines.append('  Check the model name and its kwargs (img_size, patch_size, depth, num_classes) against the '
+                 'ones the checkpoint was trained with.')
+    raise CheckpointError('\n'.join(lines))
+
+
+def load_model_weights(model: nn.Module, source: Union[PathLike, Mapping[str, torch.Tensor]]) -> nn.Module:
+    """Load weights into model strictly, after the adaptations of the `checkpoint_filter_fn` that timm's convention
+    puts beside the model class (for EDIT: DeiT3 conversion and position-embedding resampling)."""
+    name = str(source) if not isinstance(source, Mapping) else 'state dict'
+    state_dict = clean_state_dict(source) if isinstance(source, Mapping) else read_state_dict(source)
+    filter_fn = getattr(sys.modules.get(type(model).__module__), 'checkpoint_filter_fn', None)
+    if filter_fn is not None:
+        state_dict = filter_fn(state_dict, model)
+    check_fits(model, state_dict, source=name)
+    model.load_state_dict(state_dict)
+    return model
