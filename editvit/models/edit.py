@@ -12,7 +12,7 @@ over [previous CLS; encoder tokens of that depth]. The final [CLS] goes through 
     logits = head(LN(c_L))
 """
 from functools import partial
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn as nn
@@ -54,6 +54,7 @@ class EditVisionTransformer(nn.Module):
         decoder_norm: 'pre' or 'post' normalisation in the decoder (see `ClassDecoder`).
         decoder_folded: Fold the key/value projections onto the query (same function, O(N D) per step);
             False computes keys and values for every token as the paper counts it.
+        block_fn: Encoder block class, with timm `Block`'s constructor (variants such as Context Broadcasting).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class EditVisionTransformer(nn.Module):
             decoder_attend_to_cls: bool = True,
             decoder_norm: DecoderNorm = 'pre',
             decoder_folded: bool = True,
+            block_fn: Type[nn.Module] = Block,
     ) -> None:
         super().__init__()
         if global_pool not in ('token', 'avg'):
@@ -101,7 +103,7 @@ class EditVisionTransformer(nn.Module):
 
         dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # torch.linspace(0, rate, depth)
         self.blocks = nn.Sequential(*[
-            Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+            block_fn(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                   init_values=init_values, proj_drop=proj_drop_rate, attn_drop=attn_drop_rate,
                   drop_path=dpr[i], norm_layer=norm_layer)
             for i in range(depth)])
