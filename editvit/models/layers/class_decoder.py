@@ -129,11 +129,14 @@ class ClassDecoder(nn.Module):
         w_k = self.k.weight.view(H, Dh, -1)  # (H, Dh, D)
         w_v = self.v.weight.view(H, Dh, -1)  # (H, Dh, D)
         q_k = torch.einsum('bhc,hcd->bhd', q, w_k)  # (B, H, D) the query seen in token space, W_k^T q
-        # q . b_k is the same for every key and cancels in the softmax
         scores_tok = q_k @ tokens.transpose(1, 2)  # (B, H, N)
-        scores_cls = None
-        if kv_cls is not None:
-            scores_cls = (q_k * kv_cls.unsqueeze(1)).sum(-1, keepdim=True)  # (B, H, 1)
+        scores_cls = (q_k * kv_cls.unsqueeze(1)).sum(-1, keepdim=True) if kv_cls is not None else None  # (B, H, 1)
+        if self.k.bias is not None:
+            # q . b_k is the same for every key and cancels in the softmax; it is added anyway (O(B D)) so that b_k
+            # receives its (zero) gradient as in the literal form, which DistributedDataParallel requires
+            q_b = (q * self.k.bias.view(H, Dh)).sum(-1, keepdim=True)  # (B, H, 1)
+            scores_tok = scores_tok + q_b
+            scores_cls = scores_cls + q_b if scores_cls is not None else None
         attn = self._softmax(scores_cls, scores_tok)  # (B, H, M)
         attn_used = self.attn_drop(attn)
         if kv_cls is not None:

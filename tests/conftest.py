@@ -1,0 +1,16 @@
+import pytest
+import timm
+import torch
+
+import editvit  # noqa: F401  registers the EDIT models
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def tiny_edit(**kwargs) -> torch.nn.Module:
+    """A CIFAR-sized EDIT small enough for fast tests."""
+    args = dict(img_size=32, patch_size=8, embed_dim=48, depth=3, num_heads=3, num_classes=10)
+    return timm.create_model('edit_tiny_patch16_224', **{**args, **kwargs})
