@@ -1,0 +1,172 @@
+"""Every layer's attention from one forward pass, for EDIT and for timm ViTs, with fused attention left on.
+
+timm's attention modules call `F.scaled_dot_product_attention` by default, which never materialises the attention
+matrix. Rather than switching that off (a global or per-module flag that would have to be restored), a forward
+pre-hook records the input of each block's attention module, and the attention is recomputed from that module's own
+query/key weights on exactly that input:
+
+    q, k = q_norm(W_q x + b_q), k_norm(W_k x + b_k)     # (B, H, N, Dh) each; q_norm/k_norm are Identity by default
+    A    = softmax(q k^T * scale)                       # (B, H, N, N), rows = queries, columns = keys
+
+The model, its `fused_attn` flags and timm's global setting are not touched; the hooks are removed on exit and the
+model's train/eval mode is restored.
+
+Token layout of the self-attention sequence (N tokens): the prefix tokens first ([CLS], then register or
+distillation tokens, as timm orders them), then the patches in row-major grid order. EDIT's encoder and CaiT's trunk
+have no prefix tokens (their [CLS] is outside the self-attention), so a sink there can only sit on a patch.
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import Attention
+from timm.models.cait import TalkingHeadAttn
+
+from ..models.edit import EditVisionTransformer
+
+
+class UnsupportedModelError(ValueError):
+    """A model whose layers the attention analysis cannot read."""
+
+
+@dataclass
+class AttentionMaps:
+    """The per-layer attention and output tokens of one batch of images.
+
+    Attributes:
+        attention: Self-attention of every block, (B, L, H, N, N), rows = queries, columns = keys.
+        tokens: Output tokens of every block, (B, L, N, D), same token order as `attention`.
+        num_prefix_tokens: Tokens before the patches in the self-attention sequence (0 for EDIT and CaiT's trunk).
+        has_cls: Whether token 0 of the self-attention sequence is [CLS].
+        grid_size: Patch grid (h, w); N = num_prefix_tokens + h * w.
+        decoder_attention: EDIT only: the decoder's attention (B, L, Hd, 1+N_patches), slot 0 = previous [CLS].
+    """
+    attention: torch.Tensor
+    tokens: torch.Tensor
+    num_prefix_tokens: int
+    has_cls: bool
+    grid_size: Tuple[int, int]
+    decoder_attention: Optional[torch.Tensor] = None
+
+    @property
+    def num_layers(self) -> int:
+        return self.attention.shape[1]
+
+    @property
+    def num_heads(self) -> int:
+        return self.attention.shape[2]
+
+    def cls_query_attention(self) -> Optional[torch.Tensor]:
+        """The [CLS] query's attention per layer and head, (B, L, H, 1+N_patches): slot 0 = [CLS], then the patches.
+
+        For EDIT this is the decoder (slot 0 the previous [CLS]); for a ViT with [CLS] the first row of the
+        self-attention, without the register/distillation columns (so a row sums to 1 minus their share).
+        None when the model has no [CLS] query (CaiT's trunk, register ViTs with global average pooling).
+        """
+        if self.decoder_attention is not None:
+            return self.decoder_attention
+        if not self.has_cls:
+            return None
+        row = self.attention[:, :, :, 0]  # (B, L, H, N)
+        return torch.cat([row[..., :1], row[..., self.num_prefix_tokens:]], dim=-1)  # (B, L, H, 1+N_patches)
+
+
+def attention_probabilities(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Recompute an attention module's softmax attention from its weights on its input x (B, N, C): (B, H, N, N).
+
+    Supports timm's `Attention` (ViT, DeiT, DeiT3, register ViTs, EDIT's encoder; with q_norm/k_norm) and CaiT's
+    `TalkingHeadAttn`, for which the map is the softmax distribution after the pre-softmax head mixing `proj_l`
+    and before the post-softmax mixing `proj_w` (the mixed map is not a distribution: rows need not sum to 1).
+    """
+    B, N, _ = x.shape
+    if isinstance(attn, Attention):
+        H, Dh = attn.num_heads, attn.head_dim
+        w_qk = attn.qkv.weight[:2 * attn.attn_dim]  # (2 H Dh, C) the value rows are not needed
+        b_qk = attn.qkv.bias[:2 * attn.attn_dim] if attn.qkv.bias is not None else None
+        qk = F.linear(x, w_qk, b_qk).reshape(B, N, 2, H, Dh).permute(2, 0, 3, 1, 4)  # (2, B, H, N, Dh)
+        q, k = attn.q_norm(qk[0]), attn.k_norm(qk[1])  # (B, H, N, Dh) each
+        return (q * attn.scale @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, H, N, N)
+    if isinstance(attn, TalkingHeadAttn):
+        H = attn.num_heads
+        Dh = x.shape[-1] // H
+        qk = F.linear(x, attn.qkv.weight[:2 * H * Dh],
+                      attn.qkv.bias[:2 * H * Dh] if attn.qkv.bias is not None else None)  # (B, N, 2 H Dh)
+        qk = qk.reshape(B, N, 2, H, Dh).permute(2, 0, 3, 1, 4)  # (2, B, H, N, Dh)
+        scores = qk[0] * attn.scale @ qk[1].transpose(-2, -1)  # (B, H, N, N)
+        scores = attn.proj_l(scores.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, H, N, N) talking heads
+        return scores.softmax(dim=-1)  # (B, H, N, N)
+    raise _unsupported_attention(attn)
+
+
+def _unsupported_attention(attn: nn.Module) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f'cannot read the attention of {type(attn).__module__}.{type(attn).__name__}: supported are timm '
+        f'Attention (ViT, DeiT, DeiT3, register ViTs, EDIT) and CaiT TalkingHeadAttn')
+
+
+def _blocks(model: nn.Module) -> List[nn.Module]:
+    blocks = getattr(model, 'blocks', None)
+    if blocks is None or len(blocks) == 0 or not all(hasattr(b, 'attn') for b in blocks):
+        raise UnsupportedModelError(
+            f'{type(model).__name__} has no `blocks` of attention layers; the analysis supports ViT-style timm '
+            f'models (ViT, DeiT, DeiT3, CaiT, ViTs with register tokens) and EDIT')
+    for block in blocks:
+        if not isinstance(block.attn, (Attention, TalkingHeadAttn)):
+            raise _unsupported_attention(block.attn)
+    return list(blocks)
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def _record_blocks(blocks: List[nn.Module]) -> Iterator[Tuple[List[torch.Tensor], List[torch.Tensor]]]:
+    """Record each block's attention input and output while the context is open; the hooks go away on exit."""
+    attn_inputs: List[torch.Tensor] = []
+    outputs: List[torch.Tensor] = []
+    handles = []
+    for block in blocks:
+        handles.append(block.attn.register_forward_pre_hook(lambda m, args: attn_inputs.append(args[0])))
+        handles.append(block.register_forward_hook(lambda m, args, out: outputs.append(out)))
+    try:
+        yield attn_inputs, outputs
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def extract_attention(model: nn.Module, x: torch.Tensor) -> AttentionMaps:
+    """Run model once on images x (B, C, H, W) and return every layer's attention and output tokens.
+
+    Works on EDIT (`EditVisionTransformer`: encoder self-attention + decoder attention) and on timm ViTs whose
+    blocks use `Attention` or `TalkingHeadAttn` (for CaiT: the trunk, `model.blocks`).
+    """
+    blocks = _blocks(model)
+    grid = tuple(model.patch_embed.grid_size)
+    with _eval_mode(model), torch.inference_mode(), _record_blocks(blocks) as (attn_inputs, outputs):
+        if isinstance(model, EditVisionTransformer):
+            _, inter = model.forward_with_intermediates(x)
+            decoder_attention = inter['decoder_attention']  # (B, L, Hd, 1+N)
+        else:
+            model.forward_features(x)
+            decoder_attention = None
+        if len(attn_inputs) != len(blocks) or len(outputs) != len(blocks):
+            raise UnsupportedModelError(
+                f'{type(model).__name__}: expected each of its {len(blocks)} blocks to run once per forward pass, '
+                f'saw {len(attn_inputs)} attention calls')
+        attention = torch.stack([attention_probabilities(b.attn, a) for b, a in zip(blocks, attn_inputs)], 1)
+        tokens = torch.stack(outputs, dim=1)  # (B, L, N, D)
+    num_prefix = tokens.shape[2] - grid[0] * grid[1]
+    has_cls = num_prefix > 0 and getattr(model, 'cls_token', None) is not None
+    return AttentionMaps(attention=attention, tokens=tokens, num_prefix_tokens=num_prefix, has_cls=has_cls,
+                         grid_size=grid, decoder_attention=decoder_attention)
