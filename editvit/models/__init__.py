@@ -2,6 +2,8 @@
 from .convert import checkpoint_filter_fn, deit3_to_edit, resample_pos_embed
 from .edit import EditVisionTransformer
 from . import context_broadcasting  # noqa: F401  registers deit3_*_cb_* and edit_*_cb_*
+from .psvit import PSViT
 from .layers.class_decoder import ClassDecoder
 
-__all__ = ['ClassDecoder', 'EditVisionTransformer', 'checkpoint_filter_fn', 'deit3_to_edit', 'resample_pos_embed']
+__all__ = ['ClassDecoder', 'EditVisionTransformer', 'PSViT', 'checkpoint_filter_fn', 'deit3_to_edit',
+           'resample_pos_embed']
