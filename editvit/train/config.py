@@ -1,0 +1,242 @@
+"""Run configurations as checked data: dataclasses read from YAML and command-line values.
+
+A YAML file holds any subset of a config's fields; values given on the command line override it. An unknown key,
+a value of the wrong type or a choice outside its set is a ConfigError that names the key.
+"""
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Mapping, Optional, Type, TypeVar, Union
+
+import yaml
+
+Amp = Literal['bf16', 'fp16', 'none']
+Device = Literal['cpu', 'cuda']
+Dataset = Literal['imagefolder', 'cifar10', 'cifar100', 'fashion-mnist', 'synthetic']
+C = TypeVar('C')
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: unknown key, wrong type, missing value, inconsistent values."""
+
+
+def _help(text: str, **kwargs) -> Any:
+    return field(metadata={'help': text}, **kwargs)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (paper Sec. 4.3, Table 2). Field names are the YAML keys; on the
+    command line they are --dashed-names."""
+    # model
+    model: Optional[str] = _help('timm model name, e.g. edit_small_patch16_224 or deit3_small_patch16_224',
+                                 default=None)
+    model_kwargs: Dict[str, Any] = _help('extra timm.create_model arguments, e.g. img_size=32 patch_size=4',
+                                         default_factory=dict)
+    num_classes: Optional[int] = _help('classes of the head (default: the number of classes of the dataset)',
+                                       default=None)
+    drop_path: Optional[float] = _help('stochastic depth rate (Table 2: 0.05 pre-training, 0.1 transfer; '
+                                       'default: the model\'s own)', default=None)
+    layer_scale_init: Optional[float] = _help('LayerScale initial value passed as init_values (DeiT3: 1e-6; '
+                                              'default: the model\'s own)', default=None)
+    grad_checkpointing: bool = _help('recompute activations in the backward pass (less memory, ~30%% slower)',
+                                     default=False)
+    finetune: Optional[str] = _help('start from these weights (EDIT or DeiT3, timm or editvit format): the head is '
+                                    'reset to num_classes, the position embedding resampled', default=None)
+    # data
+    dataset: Optional[Dataset] = _help('data set', default=None)
+    data_dir: Optional[str] = _help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
+    val_split_per_class: int = _help('hold out K training images per class as validation split, for class folders '
+                                     'without val/ (the paper did so for ImageNet-21k)', default=0)
+    skip_bad_images: bool = _help('skip and count undecodable images instead of stopping', default=False)
+    synthetic_samples: int = _help('training images of the synthetic set', default=256)
+    num_workers: int = _help('data loader worker processes per rank', default=2)
+    # augmentation (Table 2)
+    crop: Literal['rrc', 'src'] = _help("'rrc' random resized crop or 'src' DeiT3's simple random crop",
+                                        default='rrc')
+    hflip: float = _help('horizontal flip probability', default=0.5)
+    three_augment: bool = _help('DeiT3 3-Augment: grey scale, solarisation or Gaussian blur', default=True)
+    color_jitter: Optional[float] = _help('colour jitter strength (0: off)', default=0.3)
+    mixup: float = _help('Mixup alpha (0: off)', default=0.8)
+    cutmix: float = _help('CutMix alpha (0: off)', default=1.0)
+    smoothing: float = _help('label smoothing epsilon', default=0.0)
+    repeated_aug: bool = _help('repeated augmentation (3 repeats)', default=False)
+    eval_crop_ratio: float = _help('eval centre-crop ratio', default=1.0)
+    # optimisation
+    epochs: int = _help('training epochs', default=10)
+    batch_size: int = _help('images per process and step', default=64)
+    global_batch_size: Optional[int] = _help('images per optimiser update over all processes; reached by gradient '
+                                             'accumulation (default: batch_size x processes)', default=None)
+    lr: float = _help('learning rate at lr_base_batch images per update', default=3e-3)
+    lr_base_batch: Optional[int] = _help('the global batch that lr is given for; the used lr is scaled to the '
+                                         'actual global batch by lr_scale (default: no scaling)', default=None)
+    lr_scale: Literal['linear', 'sqrt'] = _help('lr scaling rule with the global batch', default='linear')
+    min_lr: float = _help('final learning rate of the cosine decay', default=1e-6)
+    warmup_epochs: float = _help('linear warm-up epochs', default=5.0)
+    warmup_lr: float = _help('learning rate at the start of the warm-up', default=1e-6)
+    optimizer: str = _help('timm optimizer name', default='lamb')
+    weight_decay: float = _help('weight decay', default=0.02)
+    clip_grad: Optional[float] = _help('gradient norm clipping (null: none)', default=1.0)
+    loss: Literal['ce', 'bce'] = _help("'ce' cross-entropy or 'bce' binary cross-entropy", default='ce')
+    ema: bool = _help('keep an exponential moving average of the weights', default=False)
+    ema_decay: float = _help('EMA decay per update', default=0.99996)
+    # run
+    output: Optional[str] = _help('run folder', default=None)
+    seed: int = _help('random seed', default=0)
+    device: Optional[Device] = _help('cpu or cuda (default: cuda if available)', default=None)
+    amp: Amp = _help('autocast precision: bf16 (CPU and GPU), fp16 (GPU, with a grad scaler) or none',
+                     default='none')
+    compile: bool = _help('torch.compile the model', default=False)
+    resume: bool = _help('continue the run in output from its last checkpoint', default=False)
+    checkpoint_every: int = _help('also checkpoint every N updates within an epoch (0: at epoch ends only)',
+                                  default=200)
+    tensorboard: bool = _help('write TensorBoard scalars to output/tensorboard', default=False)
+    progress: bool = _help('show a progress bar', default=True)
+
+    def validate(self) -> 'TrainConfig':
+        for name in ('model', 'dataset', 'output'):
+            if getattr(self, name) is None:
+                raise ConfigError(f'{name!r} is required: give --{name.replace("_", "-")} or set it in the config')
+        positive = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f'{name!r} must be positive, got {value}')
+        if self.global_batch_size is not None and self.global_batch_size <= 0:
+            raise ConfigError(f"'global_batch_size' must be positive, got {self.global_batch_size}")
+        if (self.mixup > 0 or self.cutmix > 0) and self.batch_size % 2:
+            raise ConfigError(f"Mixup/CutMix mix pairs of images: 'batch_size' must be even, got {self.batch_size}")
+        if self.amp == 'fp16' and self.device == 'cpu':
+            raise ConfigError("amp 'fp16' needs a GPU (its grad scaler is CUDA-only); use 'bf16' on CPU")
+        return self
+
+
+@dataclass
+class EvalConfig:
+    """An evaluation of weights on a data set's validation split."""
+    model: Optional[str] = _help('timm model name', default=None)
+    checkpoint: Optional[str] = _help('weights file (.safetensors, timm .pth or an editvit checkpoint)', default=None)
+    model_kwargs: Dict[str, Any] = _help('extra timm.create_model arguments', default_factory=dict)
+    num_classes: Optional[int] = _help('classes of the head (default: those of the dataset)', default=None)
+    dataset: Optional[Dataset] = _help('data set', default=None)
+    data_dir: Optional[str] = _help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
+    split: Literal['train', 'val'] = _help('split to evaluate', default='val')
+    val_split_per_class: int = _help('evaluate on K held-out training images per class', default=0)
+    skip_bad_images: bool = _help('skip and count undecodable images', default=False)
+    synthetic_samples: int = _help('training images of the synthetic set', default=256)
+    eval_crop_ratio: float = _help('centre-crop ratio', default=1.0)
+    batch_size: int = _help('images per step', default=128)
+    num_workers: int = _help('data loader worker processes', default=2)
+    device: Optional[Device] = _help('cpu or cuda (default: cuda if available)', default=None)
+    amp: Amp = _help('autocast precision', default='none')
+    seed: int = _help('seed of the synthetic set and of carved validation splits', default=0)
+    output: Optional[str] = _help('also write the metrics to this JSON file', default=None)
+
+    def validate(self) -> 'EvalConfig':
+        for name in ('model', 'checkpoint', 'dataset'):
+            if getattr(self, name) is None:
+                raise ConfigError(f'{name!r} is required: give --{name.replace("_", "-")}')
+        if self.amp == 'fp16' and self.device == 'cpu':
+            raise ConfigError("amp 'fp16' needs a GPU; use 'bf16' on CPU")
+        return self
+
+
+def field_types(cls: Type) -> Dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check value against the annotation tp, converting where YAML or the shell is loose (int for float, '3e-3')."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f'{key!r} must be one of {", ".join(map(str, args))}, got {value!r}')
+        return value
+    if origin in (dict, Dict) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f'{key!r} must be a mapping of names to values, got {value!r}')
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f'{key!r} must be true or false, got {value!r}')
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f'{key!r} must be an integer, got {value!r}')
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 3e-3 (no dot) as a string
+            try:
+                number = float(value)
+                if math.isfinite(number):
+                    return number
+            except ValueError:
+                pass
+        raise ConfigError(f'{key!r} must be a number, got {value!r}')
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f'{key!r} must be a string, got {value!r}')
+    raise TypeError(f'no coercion for {tp}')
+
+
+def from_dict(cls: Type[C], data: Mapping[str, Any], source: str = 'config') -> C:
+    """Build a config dataclass from a mapping, checking every key and value."""
+    types = field_types(cls)
+    valid = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in types:
+            raise ConfigError(f'unknown key {key!r} in {source}; valid keys: {", ".join(valid)}')
+    return cls(**{k: _coerce(k, v, types[k]) for k, v in data.items()})
+
+
+def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'config file {str(path)!r} does not exist')
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f'{str(path)!r} is not valid YAML: {e}') from e
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f'{str(path)!r} must hold a mapping of keys to values, not a {type(data).__name__}')
+    return dict(data)
+
+
+def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[Mapping[str, Any]] = None,
+                cls: Type[C] = TrainConfig) -> C:
+    """A config from a YAML file (optional) with overrides on top (e.g. command-line values), checked."""
+    data = read_yaml(path) if path else {}
+    from_dict(cls, data, source=str(path))  # report the file's own mistakes against the file
+    merged = dict(data)
+    for key, value in (overrides or {}).items():  # a mapping given on top (model_kwargs) adds to the file's
+        both = isinstance(value, Mapping) and isinstance(data.get(key), Mapping)
+        merged[key] = {**data[key], **value} if both else value
+    return from_dict(cls, merged, source='command-line options' if overrides else str(path))
+
+
+def to_dict(config: Any) -> Dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+# fields that may differ when a run is resumed: where things are and how they are shown, not what is computed
+RESUME_FREE_KEYS = frozenset({'output', 'resume', 'data_dir', 'num_workers', 'progress', 'tensorboard', 'device',
+                              'checkpoint_every'})
+
+
+def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
+    """'key: saved -> current' for every field that changes the run."""
+    keys = sorted((set(saved) | set(current)) - RESUME_FREE_KEYS)
+    return [f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in keys if saved.get(k) != current.get(k)]

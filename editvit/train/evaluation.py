@@ -1,0 +1,45 @@
+"""`evaluate_checkpoint(config)`: top-1, top-5, loss and throughput of saved weights on a data set."""
+from pathlib import Path
+from typing import Any, Dict
+
+import timm
+
+from ..data import ShardSampler, create_dataset, create_eval_transform, create_loader
+from ..weights import load_model_weights
+from . import distributed as D
+from .config import ConfigError, EvalConfig
+from .engine import evaluate
+from .models import create_model, input_size
+from .records import write_json
+from .trainer import SYNTHETIC_IMAGE_SIZE
+
+
+def evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
+    """Evaluate cfg.checkpoint (a .safetensors file, timm weights or an editvit training checkpoint, adapted by the
+    model's checkpoint filter) on cfg.split of cfg.dataset; returns the metrics (written to cfg.output if set)."""
+    cfg.validate()
+    env = D.init_distributed(cfg.device)
+    try:
+        data = create_dataset(cfg.dataset, cfg.data_dir, cfg.split, seed=cfg.seed,
+                              val_split_per_class=cfg.val_split_per_class, skip_bad_images=cfg.skip_bad_images,
+                              num_classes=cfg.num_classes or 10, image_size=SYNTHETIC_IMAGE_SIZE,
+                              synthetic_samples=cfg.synthetic_samples)
+        num_classes = cfg.num_classes or len(data.classes)
+        if num_classes != len(data.classes):
+            raise ConfigError(f'num_classes is {cfg.num_classes} but dataset {cfg.dataset!r} has '
+                              f'{len(data.classes)} classes')
+        model = create_model(cfg.model, num_classes, cfg.model_kwargs)
+        load_model_weights(model, cfg.checkpoint)
+        model.to(env.device)
+        data_cfg = timm.data.resolve_model_data_config(model)
+        transform = create_eval_transform(input_size(model), data_cfg['mean'], data_cfg['std'],
+                                          crop_ratio=cfg.eval_crop_ratio, interpolation=data_cfg['interpolation'])
+        loader = create_loader(data, transform, ShardSampler(len(data), env.rank, env.world_size), cfg.batch_size,
+                               cfg.num_workers, pin_memory=env.device.type == 'cuda')
+        metrics = {'model': cfg.model, 'checkpoint': str(cfg.checkpoint), 'dataset': cfg.dataset, 'split': cfg.split,
+                   **evaluate(model, loader, env, cfg.amp)}
+        if cfg.output and env.is_main:
+            write_json(Path(cfg.output), metrics)
+        return metrics
+    finally:
+        D.cleanup(env)
