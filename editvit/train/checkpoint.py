@@ -6,7 +6,7 @@ A checkpoint is a dict of tensors and plain data (no pickled classes), so `torch
     epoch, batches_done                        position: `batches_done` micro-batches of `epoch` are consumed
     updates                                    optimiser updates so far
     epoch_loss_sum, epoch_samples              the running train loss of the current epoch
-    rng                                        per rank: python, numpy, torch and CUDA generator states
+    ranks                                      per rank: its RNG states (python, numpy, torch, CUDA), bad images
     history                                    the rows of summary.csv so far
     config                                     the resolved TrainConfig as a dict
 """
@@ -18,7 +18,7 @@ import torch
 from ..weights import CheckpointError, atomic_write, read_file
 
 LAST = 'checkpoint-last.pth'
-REQUIRED_KEYS = ('model', 'optimizer', 'scheduler', 'epoch', 'batches_done', 'updates', 'rng', 'config')
+REQUIRED_KEYS = ('model', 'optimizer', 'scheduler', 'epoch', 'batches_done', 'updates', 'ranks', 'config')
 
 
 def save_checkpoint(path: Union[str, Path], state: Dict[str, Any]) -> Path:

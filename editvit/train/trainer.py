@@ -196,7 +196,7 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> Dict[str, Any]:
             val = evaluate(model, val_loader, env, cfg.amp)
             bad = int(D.all_reduce_sum(torch.tensor([float(state.bad_images)]), env)[0]) + val['bad_images']
             row = {'epoch': state.epoch, 'train_loss': round(stats['train_loss'], 6),
-                   'lr': optimizer.param_groups[0]['lr'], 'val_loss': round(val['loss'], 6),
+                   'lr': float(f"{optimizer.param_groups[0]['lr']:.6g}"), 'val_loss': round(val['loss'], 6),
                    'val_top1': round(val['top1'], 4), 'val_top5': round(val['top5'], 4)}
             if ema is not None:
                 row['ema_val_top1'] = round(evaluate(ema.module, val_loader, env, cfg.amp)['top1'], 4)

@@ -1,0 +1,77 @@
+"""A run killed with SIGKILL and resumed with --resume ends with exactly the weights of an uninterrupted run."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from editvit.train.checkpoint import LAST, load_checkpoint
+
+# everything random is on: Mixup/CutMix, 3-Augment, colour jitter, random resized crop, drop path, EMA, and two
+# accumulation steps per update, so every RNG the checkpoint saves matters
+ARGS = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=16', 'patch_size=4', 'embed_dim=32',
+        'depth=2', 'num_heads=2', '--dataset', 'synthetic', '--num-classes', '4', '--synthetic-samples', '96',
+        '--epochs', '3', '--batch-size', '8', '--global-batch-size', '16', '--lr', '2e-3', '--warmup-epochs', '1',
+        '--drop-path', '0.1', '--ema', '--ema-decay', '0.9', '--num-workers', '0', '--checkpoint-every', '2',
+        '--seed', '7', '--no-progress']
+
+
+def _command(output: Path, *extra: str):
+    return [sys.executable, '-m', 'editvit', 'train', *ARGS, '--output', str(output), *extra]
+
+
+def _env():
+    return dict(os.environ, OMP_NUM_THREADS='1', PYTHONHASHSEED='0')  # same threads in every run: same float sums
+
+
+def _kill_after_checkpoint(cmd, ckpt: Path, min_updates: int) -> int:
+    """Start a run, SIGKILL it as soon as its checkpoint has min_updates updates; the updates it was killed after."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while proc.poll() is None:
+            if ckpt.exists():
+                try:
+                    updates = int(torch.load(ckpt, weights_only=True)['updates'])
+                except Exception:  # the rename may land while we read; read again
+                    updates = -1
+                if updates >= min_updates:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    return updates
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    raise AssertionError(f'the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}')
+
+
+def test_sigkill_and_resume_gives_identical_weights(tmp_path):
+    reference = tmp_path / 'reference'
+    subprocess.run(_command(reference), env=_env(), check=True, capture_output=True)
+
+    run = tmp_path / 'interrupted'
+    ckpt = run / LAST
+    first = _kill_after_checkpoint(_command(run), ckpt, min_updates=2)  # mid epoch 0 (6 updates an epoch)
+    assert not (run / 'model.safetensors').exists()
+    state = load_checkpoint(ckpt)
+    assert state['epoch'] == 0 and state['batches_done'] > 0  # the first kill is within an epoch
+    second = _kill_after_checkpoint(_command(run, '--resume'), ckpt, min_updates=first + 6)  # killed again, later
+    assert second > first
+    done = subprocess.run([sys.executable, '-m', 'editvit', 'train', '--output', str(run), '--resume'],
+                          env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+    for name in ('model.safetensors', 'model_ema.safetensors'):
+        expected, got = load_file(reference / name), load_file(run / name)
+        assert expected.keys() == got.keys()
+        for key in expected:
+            assert torch.equal(expected[key], got[key]), f'{name}: {key} differs after kill and resume'
+    rows = (run / 'summary.csv').read_text().splitlines()
+    assert len(rows) == 4  # header and one row per epoch, none repeated by the resumed runs
+    ref_rows = (reference / 'summary.csv').read_text().splitlines()
+    column = rows[0].split(',').index('train_loss')
+    assert [r.split(',')[column] for r in rows[1:]] == [r.split(',')[column] for r in ref_rows[1:]]
