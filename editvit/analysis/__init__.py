@@ -1,3 +1,23 @@
-"""Attention-sink analysis (paper Fig. 1) and sequential attention maps (paper Fig. 5) for EDIT and timm ViTs."""
+"""Attention-sink analysis (paper Fig. 1) and sequential attention maps (paper Fig. 5) for EDIT and timm ViTs.
+
+    from editvit.analysis import run_analysis
+    run_analysis('edit_small_patch16_224', 'out/', checkpoint='edit_s.safetensors', compare='deit3_small_patch16_224')
+
+or, step by step: `create_model`, `load_images`, `analyze_model` (metrics, blocks, maps), `write_metrics`, `plot_*`.
+"""
+from .analyze import ModelAnalysis, UnknownModelError, analyze_model, create_model
 from .extract import AttentionMaps, UnsupportedModelError, attention_probabilities, extract_attention
+from .images import ImageDecodeError, load_images, sample_images
+from .plots import plot_blocks, plot_sequential_maps, plot_sink
+from .report import write_metrics
+from .rollout import cls_rollout, self_attention_rollout
+from .run import run_analysis
+from .sequential import sequential_attention_maps
 from .statistics import AttentionStatistics
+
+__all__ = [
+    'AttentionMaps', 'AttentionStatistics', 'ImageDecodeError', 'ModelAnalysis', 'UnknownModelError',
+    'UnsupportedModelError', 'analyze_model', 'attention_probabilities', 'cls_rollout', 'create_model',
+    'extract_attention', 'load_images', 'plot_blocks', 'plot_sequential_maps', 'plot_sink', 'run_analysis',
+    'sample_images', 'self_attention_rollout', 'sequential_attention_maps', 'write_metrics',
+]

@@ -1,0 +1,93 @@
+"""The analysis of one model on a set of images: metrics, Fig. 1b blocks and Fig. 5 maps from one pass per batch."""
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import timm
+import torch
+import torch.nn as nn
+
+from ..weights import load_model_weights
+from .extract import extract_attention
+from .images import NamedImage, denormalise, images_to_batch
+from .sequential import sequential_attention_maps
+from .statistics import AttentionStatistics
+
+
+class UnknownModelError(ValueError):
+    """A model name that timm (with editvit's models registered) does not know."""
+
+
+@dataclass
+class ModelAnalysis:
+    """What the analysis of one model produced.
+
+    Attributes:
+        name: Model name (timm name, or what the caller passed).
+        metrics: Per-layer / per-head metrics and model-level summaries (`AttentionStatistics.summary`).
+        block: Fig. 1b: the top-left block of every layer's attention, averaged over heads and images, (L, b, b).
+        maps: Fig. 5: per-image, per-layer maps over the patch grid, (num_images, L, h, w).
+        map_label: What `maps` shows (e.g. 'decoder attention of [CLS] to patches').
+        images: The crops the model saw, as RGB in [0, 1], (num_images, H, W, 3).
+        image_names: One name per image.
+    """
+    name: str
+    metrics: Dict[str, Any]
+    block: torch.Tensor
+    maps: torch.Tensor
+    map_label: str
+    images: np.ndarray
+    image_names: List[str]
+
+
+def create_model(name: str, checkpoint: Optional[Union[str, Path]] = None, **kwargs) -> nn.Module:
+    """timm.create_model(name) with a clear error for an unknown name, then the checkpoint's weights if given.
+
+    Without a checkpoint the weights are random (timm's initialisation): no download is attempted.
+    """
+    import editvit  # noqa: F401  registers the EDIT models with timm
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
+        hint = f'; did you mean {", ".join(close)}?' if close else '; `editvit models "*vit*"` lists model names'
+        raise UnknownModelError(f'unknown model {name!r}{hint}')
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    if checkpoint is not None:
+        load_model_weights(model, checkpoint)
+    return model.eval()
+
+
+def analyze_model(
+        model: nn.Module,
+        images: Sequence[NamedImage],
+        name: Optional[str] = None,
+        map_method: str = 'attention',
+        batch_size: int = 16,
+) -> ModelAnalysis:
+    """Measure the attention sink of model on images and build its sequential attention maps.
+
+    One forward pass per batch: its attention gives the metrics (accumulated over images) and the maps.
+
+    Args:
+        model: EDIT or a timm ViT (see `extract_attention`).
+        images: (name, PIL image) pairs, prepared with the model's pretrained_cfg transform.
+        name: Name to report; defaults to the model's pretrained_cfg architecture.
+        map_method: 'attention' or 'rollout' (see `sequential_attention_maps`).
+        batch_size: Images per forward pass.
+    """
+    if not images:
+        raise ValueError('no images to analyse')
+    name = name or model.pretrained_cfg.get('architecture', type(model).__name__)
+    stats = AttentionStatistics()
+    all_maps, crops, label = [], [], ''
+    for start in range(0, len(images), batch_size):
+        x = images_to_batch(images[start:start + batch_size], model)  # (B, C, H, W)
+        maps = extract_attention(model, x)
+        stats.update(maps)
+        seq, label = sequential_attention_maps(maps, map_method)  # (B, L, h, w)
+        all_maps.append(seq)
+        crops.append(denormalise(x, model))
+    metrics = dict(model=name, map_method=map_method, map_label=label, **stats.summary())
+    return ModelAnalysis(name=name, metrics=metrics, block=stats.block(), maps=torch.cat(all_maps),
+                         map_label=label, images=np.concatenate(crops), image_names=[n for n, _ in images])

@@ -1,0 +1,76 @@
+"""Images for the analysis: files, folders or scikit-image's offline sample photos, prepared as the model expects."""
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image, UnidentifiedImageError
+from timm.data import create_transform, resolve_data_config
+
+# scikit-image ships these photos with the package, so the analysis runs offline
+SAMPLE_IMAGES = ('chelsea', 'coffee', 'astronaut', 'rocket')
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm')
+
+NamedImage = Tuple[str, Image.Image]
+
+
+class ImageDecodeError(ValueError):
+    """An image file that cannot be read; the message names the file."""
+
+
+def sample_images() -> List[NamedImage]:
+    """scikit-image's sample photos: chelsea the cat, coffee, astronaut, rocket."""
+    import skimage.data
+    return [(name, Image.fromarray(getattr(skimage.data, name)()).convert('RGB')) for name in SAMPLE_IMAGES]
+
+
+def find_image_files(paths: Sequence[Union[str, Path]]) -> List[Path]:
+    """Expand folders to the image files directly inside them (sorted by name); files are kept as given."""
+    files: List[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f'no image files ({", ".join(IMAGE_SUFFIXES)}) in folder {str(path)!r}')
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f'image {str(path)!r} does not exist')
+    return files
+
+
+def load_image(path: Union[str, Path]) -> Image.Image:
+    """Decode one image as RGB, or raise ImageDecodeError naming the file."""
+    try:
+        with Image.open(path) as image:
+            return image.convert('RGB')
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ImageDecodeError(f'cannot decode image {str(path)!r}: {e}') from e
+
+
+def load_images(paths: Optional[Sequence[Union[str, Path]]] = None) -> List[NamedImage]:
+    """The named images at paths (files or folders), or the scikit-image samples when paths is empty or None."""
+    if not paths:
+        return sample_images()
+    return [(path.stem, load_image(path)) for path in find_image_files(paths)]
+
+
+def model_transform(model: nn.Module):
+    """timm's evaluation transform from the model's pretrained_cfg: resize, centre crop to the input, normalise."""
+    return create_transform(**resolve_data_config(model=model), is_training=False)
+
+
+def images_to_batch(images: Sequence[NamedImage], model: nn.Module) -> torch.Tensor:
+    """(B, C, H, W) model input from the images."""
+    transform = model_transform(model)
+    return torch.stack([transform(image) for _, image in images])
+
+
+def denormalise(x: torch.Tensor, model: nn.Module) -> np.ndarray:
+    """Model input (B, C, H, W) back to displayable RGB (B, H, W, 3) in [0, 1]: the crop the model saw."""
+    cfg = resolve_data_config(model=model)
+    mean = torch.tensor(cfg['mean']).view(1, -1, 1, 1)
+    std = torch.tensor(cfg['std']).view(1, -1, 1, 1)
+    return (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)

@@ -1,0 +1,58 @@
+"""metrics.json and metrics.csv: the numbers behind the pictures, one model or two compared."""
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+from .statistics import METRIC_NAMES
+
+
+def metrics_document(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The JSON document: the first model's metrics at the top level (its `layers`, `summary`, ...) and, when two
+    models are compared, the second under `compare` with the same schema."""
+    doc = dict(results[0])
+    if len(results) > 1:
+        doc['compare'] = dict(results[1])
+    return doc
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf / nan: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def metrics_rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """CSV rows of one model: per layer a row with head 'mean' (the layer-level numbers), then one row per head."""
+    rows = []
+    for layer in result['layers']:
+        base = dict(model=result['model'], layer=layer['layer'])
+        rows.append(dict(base, head='mean', max_token=layer['max_token'],
+                         **{k: layer[k] for k in METRIC_NAMES if k in layer}))
+        cls_query_heads = {h['head']: h for h in layer.get('cls_query_heads', [])}
+        for head in layer['heads']:
+            row = dict(base, head=head['head'], **{k: head[k] for k in (*METRIC_NAMES, 'is_sink') if k in head})
+            row.update({k: v for k, v in cls_query_heads.get(head['head'], {}).items() if k != 'head'})
+            rows.append(row)
+    return rows
+
+
+def write_metrics(results: Sequence[Dict[str, Any]], output_dir: Path) -> List[Path]:
+    """Write output_dir/metrics.json and output_dir/metrics.csv (all models in one table, a `model` column)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = output_dir / 'metrics.json', output_dir / 'metrics.csv'
+    json_path.write_text(json.dumps(_finite(metrics_document(results)), indent=2) + '\n')
+    rows = [row for result in results for row in metrics_rows(result)]
+    columns = ['model', 'layer', 'head', *METRIC_NAMES, 'max_token', 'is_sink']
+    columns = [c for c in columns if any(c in row for row in rows)]
+    with open(csv_path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval='')
+        writer.writeheader()
+        writer.writerows(rows)
+    return [json_path, csv_path]
