@@ -12,7 +12,7 @@ over [previous CLS; encoder tokens of that depth]. The final [CLS] goes through 
     logits = head(LN(c_L))
 """
 from functools import partial
-from typing import Any, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn as nn
@@ -25,6 +25,8 @@ from timm.models.vision_transformer import Block
 
 from .convert import checkpoint_filter_fn
 from .layers.class_decoder import ClassDecoder, DecoderNorm
+from .layers.ps_block import build_ps_encoder
+from .layers.token_pooling import grid_side
 
 
 class EditVisionTransformer(nn.Module):
@@ -55,6 +57,11 @@ class EditVisionTransformer(nn.Module):
         decoder_folded: Fold the key/value projections onto the query (same function, O(N D) per step);
             False computes keys and values for every token as the paper counts it.
         block_fn: Encoder block class, with timm `Block`'s constructor (variants such as Context Broadcasting).
+        share_attention: PSViT attention sharing: per encoder block, reuse the previous block's attention map (no
+            q/k projections). None (default): every block computes its own.
+        num_tokens: PSViT token pooling: per encoder block, its number of patch tokens (non-increasing); the
+            decoder attends to the pooled tokens of each depth. None (default): no pooling.
+        pooling: '1d' pools the token sequence, '2d' the patch grid (only read with num_tokens).
     """
 
     def __init__(
@@ -82,6 +89,9 @@ class EditVisionTransformer(nn.Module):
             decoder_norm: DecoderNorm = 'pre',
             decoder_folded: bool = True,
             block_fn: Type[nn.Module] = Block,
+            share_attention: Optional[Sequence[bool]] = None,
+            num_tokens: Optional[Sequence[int]] = None,
+            pooling: str = '2d',
     ) -> None:
         super().__init__()
         if global_pool not in ('token', 'avg'):
@@ -93,6 +103,7 @@ class EditVisionTransformer(nn.Module):
         self.num_prefix_tokens = 1  # forward_features puts the final [CLS] first
         self.in_chans = in_chans
         self.grad_checkpointing = False
+        self.pooling = None  # PSViT token pooling of the encoder, set below with num_tokens
 
         self.patch_embed = PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=in_chans,
                                       embed_dim=embed_dim)
@@ -107,6 +118,14 @@ class EditVisionTransformer(nn.Module):
                   init_values=init_values, proj_drop=proj_drop_rate, attn_drop=attn_drop_rate,
                   drop_path=dpr[i], norm_layer=norm_layer)
             for i in range(depth)])
+        if share_attention is not None or num_tokens is not None:  # PSViT in the encoder (layers/ps_block.py)
+            if block_fn is not Block:
+                raise ValueError('share_attention / num_tokens build their own encoder blocks; drop block_fn')
+            self.pooling = pooling if num_tokens is not None else None
+            self.blocks = build_ps_encoder(
+                depth, num_patches, share_attention, num_tokens, pooling, dpr, dim=embed_dim, num_heads=num_heads,
+                mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values, proj_drop=proj_drop_rate,
+                attn_drop=attn_drop_rate, norm_layer=norm_layer)
         self.feature_info = [dict(module=f'blocks.{i}', num_chs=embed_dim, reduction=patch_size) for i in range(depth)]
         self.decoder = ClassDecoder(
             embed_dim, num_heads=decoder_heads, qkv_bias=qkv_bias, query_proj=decoder_query_proj,
@@ -221,9 +240,9 @@ class EditVisionTransformer(nn.Module):
             attns.append(attn)
         features = self.norm(torch.cat([cls.unsqueeze(1), x], dim=1))  # (B, 1+N, D)
         out = dict(
-            tokens=torch.stack(tokens, 1),  # (B, L, N, D)
+            tokens=_stack_depths(tokens),  # (B, L, N, D); a list of (B, N_i, D) when pooling changes N
             cls=torch.stack(classes, 1),  # (B, L, D)
-            decoder_attention=torch.stack(attns, 1),  # (B, L, H, 1+N)
+            decoder_attention=_stack_depths(attns),  # (B, L, H, 1+N); a list of (B, H, 1+N_i) when pooling
             features=features,
         )
         return self.forward_head(features), out
@@ -270,13 +289,21 @@ class EditVisionTransformer(nn.Module):
                 intermediates.append(self.norm(x) if norm else x)
                 prefixes.append((self.norm(cls) if norm else cls).unsqueeze(1))
         if output_fmt == 'NCHW':
-            h, w = self.patch_embed.grid_size
-            intermediates = [y.reshape(B, h, w, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates]
+            intermediates = [y.reshape(B, *self._token_grid(y.shape[1]), -1).permute(0, 3, 1, 2).contiguous()
+                             for y in intermediates]
         if return_prefix_tokens:
             intermediates = list(zip(intermediates, prefixes))
         if intermediates_only:
             return intermediates
         return self.norm(torch.cat([cls.unsqueeze(1), x], dim=1)), intermediates
+
+    def _token_grid(self, n: int) -> Tuple[int, int]:
+        """The (h, w) grid of n encoder tokens: the patch grid, or a square pooled grid (2D token pooling)."""
+        if n == self.patch_embed.num_patches:
+            return tuple(self.patch_embed.grid_size)
+        if self.pooling == '1d':
+            raise ValueError(f"{n} tokens pooled in 1D have no grid: use output_fmt='NLC'")
+        return grid_side(n), grid_side(n)
 
     def prune_intermediate_layers(
             self, indices: Union[int, List[int]] = 1, prune_norm: bool = False, prune_head: bool = True,
@@ -289,6 +316,11 @@ class EditVisionTransformer(nn.Module):
             self.reset_classifier(0)
         return take_indices
 
+
+
+def _stack_depths(xs: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
+    """Stack per-depth tensors on dim 1; with token pooling their sizes differ, so they stay a list."""
+    return torch.stack(xs, 1) if all(x.shape == xs[0].shape for x in xs) else xs
 
 
 def _create_edit(variant: str, pretrained: bool = False, **kwargs) -> EditVisionTransformer:
