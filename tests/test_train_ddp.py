@@ -1,0 +1,57 @@
+"""Two CPU processes under torchrun (gloo): distributed samplers, metrics summed over ranks, only rank 0 writes."""
+import json
+import os
+import subprocess
+import sys
+
+import timm
+import torch
+
+from editvit.train.checkpoint import LAST, load_checkpoint
+
+MODEL = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=16', 'patch_size=4', 'embed_dim=32',
+         'depth=2', 'num_heads=2']
+DATA = ['--dataset', 'synthetic', '--num-classes', '4', '--synthetic-samples', '64', '--num-workers', '0']
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'editvit',
+           *args]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_two_process_training_and_evaluation(tmp_path):
+    out = tmp_path / 'run'
+    _torchrun('train', *MODEL, *DATA, '--output', str(out), '--epochs', '2', '--batch-size', '8', '--lr', '5e-3',
+              '--warmup-epochs', '0', '--mixup', '0', '--cutmix', '0', '--no-progress')
+
+    state = load_checkpoint(out / LAST)
+    assert state['config']['batch_size'] == 8
+    assert len(state['ranks']) == 2  # both ranks' RNG states, for an exact resume
+    assert not torch.equal(state['ranks'][0]['rng']['torch'], state['ranks'][1]['rng']['torch'])
+    assert state['updates'] == 2 * 4  # 64 images / (8 per rank x 2 ranks) = 4 updates an epoch
+    log = (out / 'log.txt').read_text()
+    assert log.count('epoch 1 |') == 1  # written by rank 0 only
+    assert '2 process(es)' in log
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert metrics['global_batch'] == 16 and metrics['updates'] == 8
+
+    # the validation metrics, summed over the two ranks' shares, equal a single-process evaluation of the weights
+    one = subprocess.run([sys.executable, '-m', 'editvit', 'eval', *MODEL, *DATA, '--checkpoint',
+                          str(out / 'model.safetensors'), '--batch-size', '5'],
+                         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert one.returncode == 0, one.stderr
+    one = json.loads(one.stdout)
+    assert one['images'] == 16
+    assert abs(one['top1'] - metrics['val_top1']) < 1e-3 and abs(one['top5'] - metrics['val_top5']) < 1e-3
+    assert abs(one['loss'] - metrics['val_loss']) < 1e-5
+
+    # the final weights load with timm (num_classes in the overlay, or timm drops the head as a 1000-class one)
+    model = timm.create_model('edit_tiny_patch16_224', pretrained=True, img_size=16, patch_size=4, embed_dim=32,
+                              depth=2, num_heads=2, num_classes=4,
+                              pretrained_cfg_overlay=dict(file=str(out / 'model.safetensors'), num_classes=4))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state['model'][key]), key
