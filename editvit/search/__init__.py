@@ -1,0 +1,8 @@
+"""PSViT search: a compact space of token numbers and sharing choices, a weight-sharing supernet, evolution."""
+from .evolution import SearchResult, evolutionary_search
+from .run import result_to_dict, run_search
+from .space import Arch, PSViTSearchSpace
+from .supernet import evaluate_member, sample_within_budget, train_supernet
+
+__all__ = ['Arch', 'PSViTSearchSpace', 'SearchResult', 'evaluate_member', 'evolutionary_search', 'result_to_dict',
+           'run_search', 'sample_within_budget', 'train_supernet']
