@@ -30,7 +30,8 @@ def _one_thread():
 
 def tiny_config(output: Path, **kwargs) -> TrainConfig:
     args = dict(model='edit_tiny_patch16_224', model_kwargs=dict(TINY), dataset='synthetic', num_classes=4,
-                synthetic_samples=128, output=str(output), epochs=3, batch_size=16, lr=5e-3, warmup_epochs=0, weight_decay=0.0,
+                synthetic_samples=128, output=str(output), epochs=3, batch_size=16, lr=5e-3, warmup_epochs=0,
+                weight_decay=0.0,
                 mixup=0.0, cutmix=0.0, crop='src', three_augment=False, color_jitter=0.0, num_workers=0,
                 progress=False)
     return TrainConfig(**{**args, **kwargs})
@@ -79,7 +80,8 @@ def test_eval_command_prints_json_metrics(trained, capsys):
     assert result['top5'] == 100.0 and result['images_per_sec'] > 0
     # an editvit training checkpoint is accepted as weights too
     assert main(['eval', '--model', 'edit_tiny_patch16_224', *TINY_ARGS, '--checkpoint', str(trained / LAST),
-                 '--dataset', 'synthetic', '--num-classes', '4', '--synthetic-samples', '128', '--num-workers', '0']) == 0
+                 '--dataset', 'synthetic', '--num-classes', '4', '--synthetic-samples', '128',
+                 '--num-workers', '0']) == 0
     assert json.loads(capsys.readouterr().out)['top1'] == result['top1']
 
 

@@ -18,7 +18,8 @@ from .synthetic import SyntheticDataset
 DATASETS = ('imagefolder', 'cifar10', 'cifar100', 'fashion-mnist', 'synthetic')
 DATA_ENV = 'EDITVIT_DATA'
 _VAL_FOLDERS = ('val', 'validation', 'test')
-_CIFAR = {'cifar10': (tv_datasets.CIFAR10, 'cifar-10-batches-py'), 'cifar100': (tv_datasets.CIFAR100, 'cifar-100-python')}
+_CIFAR = {'cifar10': (tv_datasets.CIFAR10, 'cifar-10-batches-py'),
+          'cifar100': (tv_datasets.CIFAR100, 'cifar-100-python')}
 FOLDER_LAYOUT = 'ROOT/train/<class>/<image> and ROOT/val/<class>/<image> (or test/ or validation/)'
 
 

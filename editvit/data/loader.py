@@ -1,6 +1,6 @@
 """Data loaders: augmentation seeded per image, undecodable images dropped and counted when asked."""
 import random
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch

@@ -161,7 +161,8 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> Dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         write_text(out / 'config.yaml', yaml.safe_dump(to_dict(cfg), sort_keys=False))
     num_params = sum(p.numel() for p in model.parameters())
-    log.line(f'{"resuming" if resumed else "training"} {cfg.model} ({num_params / 1e6:.2f}M parameters) on {cfg.dataset} ({len(train_set)} train / {len(val_set)} val images, {num_classes} classes)'
+    log.line(f'{"resuming" if resumed else "training"} {cfg.model} ({num_params / 1e6:.2f}M parameters) on '
+             f'{cfg.dataset} ({len(train_set)} train / {len(val_set)} val images, {num_classes} classes)'
              f' | {env.world_size} process(es) on {env.device.type} | global batch {plan.global_batch} = '
              f'{cfg.batch_size} x {env.world_size} x {plan.accum_steps} accumulation | lr {lr:.3g} | '
              f'{updates_per_epoch} updates/epoch'
