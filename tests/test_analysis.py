@@ -105,6 +105,14 @@ def test_extraction_leaves_fused_attention_mode_and_hooks_as_they_were():
     torch.testing.assert_close(maps.attention, torch.stack(list(reference.values()), 1))
 
 
+def test_fused_attention_is_restored_when_the_forward_pass_fails():
+    model = tiny_vit()
+    with pytest.raises(Exception):
+        extract_attention(model, torch.randn(1, 3, 48, 48))  # the wrong image size
+    assert all(b.attn.fused_attn for b in model.blocks)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
 def test_unsupported_attention_is_named():
     model = timm.create_model('eva02_tiny_patch14_224', img_size=28, depth=1, embed_dim=32, num_heads=2)
     with pytest.raises(UnsupportedModelError, match='EvaAttention.*supported are timm Attention'):

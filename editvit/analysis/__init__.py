@@ -6,7 +6,7 @@
 or, step by step: `create_model`, `load_images`, `analyze_model` (metrics, blocks, maps), `write_metrics`, `plot_*`.
 """
 from .analyze import ModelAnalysis, UnknownModelError, analyze_model, create_model
-from .extract import AttentionMaps, UnsupportedModelError, attention_probabilities, extract_attention
+from .extract import AttentionMaps, UnsupportedModelError, extract_attention, talking_heads_attention
 from .images import ImageDecodeError, load_images, sample_images
 from .plots import plot_blocks, plot_sequential_maps, plot_sink
 from .report import write_metrics
@@ -17,7 +17,7 @@ from .statistics import AttentionStatistics
 
 __all__ = [
     'AttentionMaps', 'AttentionStatistics', 'ImageDecodeError', 'ModelAnalysis', 'UnknownModelError',
-    'UnsupportedModelError', 'analyze_model', 'attention_probabilities', 'cls_rollout', 'create_model',
+    'UnsupportedModelError', 'analyze_model', 'cls_rollout', 'create_model',
     'extract_attention', 'load_images', 'plot_blocks', 'plot_sequential_maps', 'plot_sink', 'run_analysis',
-    'sample_images', 'self_attention_rollout', 'sequential_attention_maps', 'write_metrics',
+    'sample_images', 'self_attention_rollout', 'sequential_attention_maps', 'talking_heads_attention', 'write_metrics',
 ]

@@ -1,15 +1,15 @@
-"""Every layer's attention from one forward pass, for EDIT and for timm ViTs, with fused attention left on.
+"""Every layer's attention from one forward pass, for EDIT and for timm ViTs, whatever timm's fused-attention mode.
 
-timm's attention modules call `F.scaled_dot_product_attention` by default, which never materialises the attention
-matrix. Rather than switching that off (a global or per-module flag that would have to be restored), a forward
-pre-hook records the input of each block's attention module, and the attention is recomputed from that module's own
-query/key weights on exactly that input:
+timm's `Attention` calls `F.scaled_dot_product_attention` by default, which never materialises the attention
+matrix. For the one pass that extracts the maps, each block's attention module gets `fused_attn = False` (its own
+attribute; timm's global setting is not touched), so timm itself computes
 
-    q, k = q_norm(W_q x + b_q), k_norm(W_k x + b_k)     # (B, H, N, Dh) each; q_norm/k_norm are Identity by default
-    A    = softmax(q k^T * scale)                       # (B, H, N, N), rows = queries, columns = keys
+    A = softmax(q_norm(q) k_norm(k)^T * scale)          # (B, H, N, N), rows = queries, columns = keys
 
-The model, its `fused_attn` flags and timm's global setting are not touched; the hooks are removed on exit and the
-model's train/eval mode is restored.
+and a forward hook on its `attn_drop` (the identity in eval mode) records A: nothing is recomputed. On exit the
+modules get their previous `fused_attn` back, the hooks are removed and the model's train/eval mode is restored.
+CaiT's `TalkingHeadAttn` has no fused path; its map is recomputed from its weights on its recorded input (see
+`talking_heads_attention`).
 
 Token layout of the self-attention sequence (N tokens): the prefix tokens first ([CLS], then register or
 distillation tokens, as timm orders them), then the patches in row-major grid order. EDIT's encoder and CaiT's trunk
@@ -21,7 +21,6 @@ from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import Attention
 from timm.models.cait import TalkingHeadAttn
 
@@ -74,31 +73,18 @@ class AttentionMaps:
         return torch.cat([row[..., :1], row[..., self.num_prefix_tokens:]], dim=-1)  # (B, L, H, 1+N_patches)
 
 
-def attention_probabilities(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Recompute an attention module's softmax attention from its weights on its input x (B, N, C): (B, H, N, N).
+def talking_heads_attention(attn: TalkingHeadAttn, x: torch.Tensor) -> torch.Tensor:
+    """CaiT's talking-heads attention map on its input x (B, N, C), recomputed from its weights: (B, H, N, N).
 
-    Supports timm's `Attention` (ViT, DeiT, DeiT3, register ViTs, EDIT's encoder; with q_norm/k_norm) and CaiT's
-    `TalkingHeadAttn`, for which the map is the softmax distribution after the pre-softmax head mixing `proj_l`
-    and before the post-softmax mixing `proj_w` (the mixed map is not a distribution: rows need not sum to 1).
+    The map is the softmax distribution after the pre-softmax head mixing `proj_l` and before the post-softmax
+    mixing `proj_w` (the mixed map is not a distribution: its rows need not sum to 1 or be non-negative).
     """
-    B, N, _ = x.shape
-    if isinstance(attn, Attention):
-        H, Dh = attn.num_heads, attn.head_dim
-        w_qk = attn.qkv.weight[:2 * attn.attn_dim]  # (2 H Dh, C) the value rows are not needed
-        b_qk = attn.qkv.bias[:2 * attn.attn_dim] if attn.qkv.bias is not None else None
-        qk = F.linear(x, w_qk, b_qk).reshape(B, N, 2, H, Dh).permute(2, 0, 3, 1, 4)  # (2, B, H, N, Dh)
-        q, k = attn.q_norm(qk[0]), attn.k_norm(qk[1])  # (B, H, N, Dh) each
-        return (q * attn.scale @ k.transpose(-2, -1)).softmax(dim=-1)  # (B, H, N, N)
-    if isinstance(attn, TalkingHeadAttn):
-        H = attn.num_heads
-        Dh = x.shape[-1] // H
-        qk = F.linear(x, attn.qkv.weight[:2 * H * Dh],
-                      attn.qkv.bias[:2 * H * Dh] if attn.qkv.bias is not None else None)  # (B, N, 2 H Dh)
-        qk = qk.reshape(B, N, 2, H, Dh).permute(2, 0, 3, 1, 4)  # (2, B, H, N, Dh)
-        scores = qk[0] * attn.scale @ qk[1].transpose(-2, -1)  # (B, H, N, N)
-        scores = attn.proj_l(scores.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, H, N, N) talking heads
-        return scores.softmax(dim=-1)  # (B, H, N, N)
-    raise _unsupported_attention(attn)
+    B, N, C = x.shape
+    H = attn.num_heads
+    qkv = attn.qkv(x).reshape(B, N, 3, H, C // H).permute(2, 0, 3, 1, 4)  # (3, B, H, N, Dh)
+    scores = qkv[0] * attn.scale @ qkv[1].transpose(-2, -1)  # (B, H, N, N)
+    scores = attn.proj_l(scores.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, H, N, N) mixed across heads
+    return scores.softmax(dim=-1)  # (B, H, N, N)
 
 
 def _unsupported_attention(attn: nn.Module) -> UnsupportedModelError:
@@ -131,18 +117,27 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 @contextmanager
 def _record_blocks(blocks: List[nn.Module]) -> Iterator[Tuple[List[torch.Tensor], List[torch.Tensor]]]:
-    """Record each block's attention input and output while the context is open; the hooks go away on exit."""
-    attn_inputs: List[torch.Tensor] = []
+    """Record each block's attention map and output while the context is open; then undo every change."""
+    attention: List[torch.Tensor] = []
     outputs: List[torch.Tensor] = []
-    handles = []
-    for block in blocks:
-        handles.append(block.attn.register_forward_pre_hook(lambda m, args: attn_inputs.append(args[0])))
-        handles.append(block.register_forward_hook(lambda m, args, out: outputs.append(out)))
+    handles, fused = [], []
     try:
-        yield attn_inputs, outputs
+        for block in blocks:
+            attn = block.attn
+            if isinstance(attn, Attention):
+                fused.append((attn, attn.fused_attn))
+                attn.fused_attn = False
+                handles.append(attn.attn_drop.register_forward_hook(lambda m, args, out: attention.append(out)))
+            else:
+                handles.append(attn.register_forward_pre_hook(
+                    lambda m, args: attention.append(talking_heads_attention(m, args[0]))))
+            handles.append(block.register_forward_hook(lambda m, args, out: outputs.append(out)))
+        yield attention, outputs
     finally:
         for h in handles:
             h.remove()
+        for attn, flag in fused:
+            attn.fused_attn = flag
 
 
 def extract_attention(model: nn.Module, x: torch.Tensor) -> AttentionMaps:
@@ -153,18 +148,18 @@ def extract_attention(model: nn.Module, x: torch.Tensor) -> AttentionMaps:
     """
     blocks = _blocks(model)
     grid = tuple(model.patch_embed.grid_size)
-    with _eval_mode(model), torch.inference_mode(), _record_blocks(blocks) as (attn_inputs, outputs):
+    with _eval_mode(model), torch.inference_mode(), _record_blocks(blocks) as (attention, outputs):
         if isinstance(model, EditVisionTransformer):
             _, inter = model.forward_with_intermediates(x)
             decoder_attention = inter['decoder_attention']  # (B, L, Hd, 1+N)
         else:
             model.forward_features(x)
             decoder_attention = None
-        if len(attn_inputs) != len(blocks) or len(outputs) != len(blocks):
+        if len(attention) != len(blocks) or len(outputs) != len(blocks):
             raise UnsupportedModelError(
-                f'{type(model).__name__}: expected each of its {len(blocks)} blocks to run once per forward pass, '
-                f'saw {len(attn_inputs)} attention calls')
-        attention = torch.stack([attention_probabilities(b.attn, a) for b, a in zip(blocks, attn_inputs)], 1)
+                f'{type(model).__name__}: expected each of its {len(blocks)} blocks to run its attention once per '
+                f'forward pass, saw {len(attention)} attention maps and {len(outputs)} block outputs')
+        attention = torch.stack(attention, dim=1)  # (B, L, H, N, N)
         tokens = torch.stack(outputs, dim=1)  # (B, L, N, D)
     num_prefix = tokens.shape[2] - grid[0] * grid[1]
     has_cls = num_prefix > 0 and getattr(model, 'cls_token', None) is not None

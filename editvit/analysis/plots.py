@@ -21,9 +21,10 @@ from .analyze import ModelAnalysis
 DPI = 100
 MAP_PANEL = 1.5  # inches per Fig. 5 panel
 # Fig. 5 is drawn once per image, so it is laid out by hand (constrained layout costs more than the drawing):
-# margins in inches left (model name), right (colour bar), top (title) and above each row (layer numbers)
-_MAP_LEFT, _MAP_RIGHT, _MAP_TOP, _MAP_TITLE = 0.45, 1.15, 0.35, 0.25
+# margins in inches left, right (colour bar), top (title) and above each row (model name, layer numbers)
+_MAP_LEFT, _MAP_RIGHT, _MAP_TOP, _MAP_TITLE = 0.15, 1.15, 0.35, 0.45
 MAP_ALPHA = 0.55  # opacity of the attention over the grey image
+_MAP_GAP = 4  # white pixels between panels
 BLOCK_PANEL = 1.4  # inches per Fig. 1b panel
 
 
@@ -35,8 +36,22 @@ def block_figure_size(num_models: int, num_layers: int) -> Tuple[float, float]:
     return BLOCK_PANEL * num_layers + 1.2, BLOCK_PANEL * num_models + 0.7
 
 
+def _strip_width(num_layers: int) -> float:
+    """Inches of the crop and the num_layers overlays with the gaps between them."""
+    return MAP_PANEL * (num_layers + 1) + _MAP_GAP * num_layers / DPI
+
+
 def maps_figure_size(num_models: int, num_layers: int) -> Tuple[float, float]:
-    return _MAP_LEFT + MAP_PANEL * (num_layers + 1) + _MAP_RIGHT, _MAP_TOP + (MAP_PANEL + _MAP_TITLE) * num_models
+    return _MAP_LEFT + _strip_width(num_layers) + _MAP_RIGHT, _MAP_TOP + (MAP_PANEL + _MAP_TITLE) * num_models
+
+
+def _wrap(name: str, width: int = 18) -> str:
+    """Break a long model name at an underscore so it fits beside a panel."""
+    if len(name) <= width or '_' not in name[1:]:
+        return name
+    cut = name.rfind('_', 1, len(name) // 2 + 1)
+    cut = cut if cut > 0 else name.find('_', 1)
+    return name[:cut] + '\n' + name[cut:]
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -99,7 +114,7 @@ def plot_blocks(analyses: Sequence[ModelAnalysis], path: Path) -> Path:
             ax.set_xticklabels([first], fontsize=7)
             if row == 0:
                 ax.set_title(f'layer {col + 1}', fontsize=9)
-        axes[row, 0].set_ylabel(analysis.name, fontsize=8)
+        axes[row, 0].set_ylabel(_wrap(analysis.name), fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.9, label='attention')
     b = blocks[0].shape[-1]
     fig.suptitle(f'Top-left {b}x{b} block of each layer\'s attention (Fig. 1b): rows = queries, columns = keys',
@@ -107,11 +122,25 @@ def plot_blocks(analyses: Sequence[ModelAnalysis], path: Path) -> Path:
     return _save(fig, path)
 
 
-def _overlay(gray: np.ndarray, values: np.ndarray, norm: Normalize, cmap: Colormap) -> np.ndarray:
-    """The attention map (h, w) upsampled bilinearly to the image and blended over its grey version: (H, W, 3)."""
-    up = F.interpolate(torch.from_numpy(values)[None, None], size=gray.shape, mode='bilinear', align_corners=False)
-    colour = cmap(norm(up[0, 0].numpy()))[..., :3]  # (H, W, 3)
-    return (1 - MAP_ALPHA) * gray[..., None] + MAP_ALPHA * colour
+def _resize(images: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """(n, H, W) or (n, H, W, 3) arrays to (n, size, size[, 3])."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (n, C, H, W)
+    x = F.interpolate(x, size=(size, size), mode=mode, antialias=mode == 'bilinear', align_corners=False)
+    x = x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)
+    return x.clamp_min(0).numpy()
+
+
+def _strip(crop: np.ndarray, maps: np.ndarray, norm: Normalize, cmap: Colormap, panels: int) -> np.ndarray:
+    """The crop, then each layer's map (upsampled bilinearly) blended over the grey crop, side by side at the
+    pixel size they are drawn at (so matplotlib does not resample): (S, panels * (S + gap) - gap, 3)."""
+    size = round(MAP_PANEL * DPI)
+    crop = _resize(crop[None], size, 'bilinear')[0].clip(0, 1)  # (S, S, 3)
+    colour = cmap(norm(_resize(maps, size, 'bilinear')))[..., :3]  # (L, S, S, 3)
+    overlays = (1 - MAP_ALPHA) * crop.mean(axis=-1)[None, ..., None] + MAP_ALPHA * colour  # (L, S, S, 3)
+    tiles = [crop, *overlays] + [np.ones_like(crop)] * (panels - 1 - len(overlays))
+    gap = np.ones((size, _MAP_GAP, 3))
+    return np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)
 
 
 def plot_sequential_maps(analyses: Sequence[ModelAnalysis], index: int, path: Path) -> Path:
@@ -128,26 +157,22 @@ def plot_sequential_maps(analyses: Sequence[ModelAnalysis], index: int, path: Pa
 
     for row, analysis in enumerate(analyses):
         top = _MAP_TOP + row * (MAP_PANEL + _MAP_TITLE) + _MAP_TITLE
-        crop = analysis.images[index]  # (H, W, 3)
-        H, W = crop.shape[:2]
-        gray = crop.mean(axis=-1)  # (H, W)
         maps = analysis.maps[index].numpy()  # (L, h, w)
         norm = Normalize(vmin=0, vmax=max(float(maps.max()), 2 / maps[0].size))
-        # one image per row (the crop, then the overlays side by side): far cheaper to draw than an axes per panel
-        panels = [crop] + [_overlay(gray, m, norm, cmap) for m in maps]
-        panels += [np.ones_like(crop)] * (num_layers + 1 - len(panels))
-        gap = np.ones((H, max(W // 40, 1), 3))  # a white line between panels
-        strip = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)  # (H, ~(L+1) W, 3)
-        ax = axes_at(_MAP_LEFT, top, MAP_PANEL * (num_layers + 1), MAP_PANEL)
-        ax.imshow(strip, extent=(0, strip.shape[1], H, 0), interpolation='antialiased')
+        # one image per row, at its drawn size: far cheaper than an axes or a resampled image per panel
+        strip = _strip(analysis.images[index], maps, norm, cmap, num_layers + 1)
+        S = strip.shape[0]
+        ax = axes_at(_MAP_LEFT, top, _strip_width(num_layers), MAP_PANEL)
+        ax.imshow(strip, extent=(0, strip.shape[1], S, 0), interpolation='nearest')
         titles = [analysis.image_names[index]] + [f'layer {layer + 1}' for layer in range(maps.shape[0])]
         for col, title in enumerate(titles):
-            ax.text(col * (W + gap.shape[1]) + W / 2, -0.03 * H, title, ha='center', va='bottom', fontsize=9)
-        ax.set_ylabel(f'{analysis.name}\n{analysis.map_label}', fontsize=7)
+            ax.text(col * (S + _MAP_GAP) + S / 2, -0.03 * S, title, ha='center', va='bottom', fontsize=9)
+        ax.text(0, -0.2 * S, f'{analysis.name}: {analysis.map_label}', ha='left', va='bottom', fontsize=9,
+                fontweight='bold')
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_frame_on(False)
-        cax = axes_at(_MAP_LEFT + (num_layers + 1) * MAP_PANEL + 0.1, top + 0.05, 0.12, MAP_PANEL - 0.1)
+        cax = axes_at(_MAP_LEFT + _strip_width(num_layers) + 0.1, top + 0.05, 0.12, MAP_PANEL - 0.1)
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, label='attention')
     fig.suptitle(f'Sequential attention maps (Fig. 5): {analyses[0].image_names[index]}', fontsize=11,
                  y=1 - 0.06 / height, va='top')
