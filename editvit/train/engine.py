@@ -2,6 +2,7 @@
 non-finite loss check."""
 import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass
 from itertools import islice
@@ -81,7 +82,8 @@ def train_one_epoch(
     inner = model.module if env.distributed else model
     total_batches = updates_per_epoch * accum_steps
     bar = tqdm(total=updates_per_epoch, initial=state.batches_done // accum_steps, desc=f'epoch {state.epoch}',
-               unit='step', dynamic_ncols=True, leave=False, disable=True if not (progress and env.is_main) else None)
+               unit='step', dynamic_ncols=True, leave=False,
+               disable=not (progress and env.is_main and sys.stderr.isatty()))
     step_stats = torch.zeros(3, dtype=torch.float64)  # loss x images, images, non-finite count
     start = time.perf_counter()
     images_seen = 0
