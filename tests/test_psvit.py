@@ -80,7 +80,7 @@ def test_token_counts_per_stage_follow_the_config():
     for pooling, num_tokens in (('2d', (64, 16, 4)), ('1d', (64, 24, 5))):
         model = tiny_psvit(pooling=pooling, num_tokens=num_tokens, share_attention=None).eval()
         _, out = model.forward_with_intermediates(torch.randn(1, 3, 32, 32))
-        assert [t.shape[1] - 1 for t in out['tokens']] == [num_tokens[0]] * 2 + [num_tokens[1]] * 2 + [num_tokens[2]] * 2
+        assert [t.shape[1] - 1 for t in out['tokens']] == [n for n in num_tokens for _ in range(2)]
         assert [a.shape[-1] - 1 for a in out['attention']] == [t.shape[1] - 1 for t in out['tokens']]
     feats = tiny_psvit().forward_intermediates(torch.randn(1, 3, 32, 32), intermediates_only=True)
     assert [f.shape[-2:] for f in feats] == [(8, 8)] * 2 + [(4, 4)] * 2 + [(2, 2)] * 2

@@ -1,4 +1,4 @@
-"""PSViT search: the compact space, hand-counted MACs of its members, evolution under a budget, the supernet, the CLI."""
+"""PSViT search: the compact space, hand-counted MACs of members, evolution under a budget, the supernet, the CLI."""
 import itertools
 import json
 import random

@@ -353,8 +353,9 @@ def _cfg(**kwargs) -> Dict[str, Any]:
     # no hosted weights: pretrained=True needs pretrained_cfg_overlay=dict(file=PATH)
     return {
         'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': None, 'crop_pct': .875,
-        'interpolation': 'bicubic', 'fixed_input_size': True, 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
-        'first_conv': 'patch_embed.proj', 'classifier': 'head', 'paper_ids': 'arXiv:2108.03428', **kwargs,
+        'interpolation': 'bicubic', 'fixed_input_size': True,
+        'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD, 'first_conv': 'patch_embed.proj',
+        'classifier': 'head', 'paper_ids': 'arXiv:2108.03428', **kwargs,
     }
 
 
@@ -372,7 +373,7 @@ def pair_sharing(depths: Sequence[int]) -> Tuple[bool, ...]:
 
 # Our configurations (the paper's per-stage numbers could not be retrieved): 24 layers in stages of 6, 8 and 10 over
 # 14x14 -> 98 or 10x10 -> 7x7 tokens, every second layer sharing. This keeps DeiT's width and heads and spends about
-# DeiT's budget on depth: 1.13 / 1.14 GMACs for the Tiny models (DeiT-Tiny 1.25) and 4.29 for Small (DeiT-Small 4.60).
+# DeiT's budget on depth: 1.13 / 1.14 GMACs for the Tiny models (DeiT-Tiny 1.25), 4.29 for Small (DeiT-Small 4.60).
 _DEPTHS = (6, 8, 10)
 _TINY = dict(embed_dim=192, num_heads=3, depths=_DEPTHS, share_attention=pair_sharing(_DEPTHS))
 _SMALL = dict(embed_dim=384, num_heads=6, depths=_DEPTHS, share_attention=pair_sharing(_DEPTHS))
