@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..weights import load_model_weights
-from .extract import extract_attention
+from .extract import attention_blocks, extract_attention
 from .images import NamedImage, denormalise, images_to_batch
 from .sequential import sequential_attention_maps
 from .statistics import AttentionStatistics
@@ -81,8 +81,9 @@ def analyze_model(
     if not images:
         raise ValueError('no images to analyse')
     name = name or model.pretrained_cfg.get('architecture', type(model).__name__)
+    blocks = attention_blocks(model)
     num_tokens = model.patch_embed.num_patches + getattr(model, 'num_prefix_tokens', 0)
-    per_image = 4 * len(model.blocks) * model.blocks[0].attn.num_heads * num_tokens ** 2  # float32 maps
+    per_image = 4 * len(blocks) * blocks[0].attn.num_heads * num_tokens ** 2  # float32 maps
     batch_size = max(1, min(batch_size, max_attention_bytes // per_image))
     stats = AttentionStatistics()
     all_maps, crops, label = [], [], ''

@@ -93,9 +93,11 @@ def _unsupported_attention(attn: nn.Module) -> UnsupportedModelError:
         f'Attention (ViT, DeiT, DeiT3, register ViTs, EDIT) and CaiT TalkingHeadAttn')
 
 
-def _blocks(model: nn.Module) -> List[nn.Module]:
+def attention_blocks(model: nn.Module) -> List[nn.Module]:
+    """The model's self-attention blocks, or UnsupportedModelError saying what the analysis supports."""
     blocks = getattr(model, 'blocks', None)
-    if blocks is None or len(blocks) == 0 or not all(hasattr(b, 'attn') for b in blocks):
+    if blocks is None or len(blocks) == 0 or not all(hasattr(b, 'attn') for b in blocks) \
+            or not hasattr(model, 'patch_embed'):
         raise UnsupportedModelError(
             f'{type(model).__name__} has no `blocks` of attention layers; the analysis supports ViT-style timm '
             f'models (ViT, DeiT, DeiT3, CaiT, ViTs with register tokens) and EDIT')
@@ -146,7 +148,7 @@ def extract_attention(model: nn.Module, x: torch.Tensor) -> AttentionMaps:
     Works on EDIT (`EditVisionTransformer`: encoder self-attention + decoder attention) and on timm ViTs whose
     blocks use `Attention` or `TalkingHeadAttn` (for CaiT: the trunk, `model.blocks`).
     """
-    blocks = _blocks(model)
+    blocks = attention_blocks(model)
     grid = tuple(model.patch_embed.grid_size)
     with _eval_mode(model), torch.inference_mode(), _record_blocks(blocks) as (attention, outputs):
         if isinstance(model, EditVisionTransformer):

@@ -57,9 +57,19 @@ def load_images(paths: Optional[Sequence[Union[str, Path]]] = None) -> List[Name
     return [(path.stem, load_image(path)) for path in find_image_files(paths)]
 
 
+def data_config(model: nn.Module) -> dict:
+    """The model's pretrained_cfg data settings (mean, std, crop_pct, interpolation), with the input size the model
+    was built for (pretrained_cfg keeps the registered size, e.g. 224, when the model is created at img_size=32)."""
+    cfg = resolve_data_config(model=model)
+    img_size = getattr(getattr(model, 'patch_embed', None), 'img_size', None)
+    if img_size is not None:
+        cfg['input_size'] = (cfg['input_size'][0], *img_size)
+    return cfg
+
+
 def model_transform(model: nn.Module):
-    """timm's evaluation transform from the model's pretrained_cfg: resize, centre crop to the input, normalise."""
-    return create_transform(**resolve_data_config(model=model), is_training=False)
+    """timm's evaluation transform for the model: resize, centre crop to its input size, normalise."""
+    return create_transform(**data_config(model), is_training=False)
 
 
 def images_to_batch(images: Sequence[NamedImage], model: nn.Module) -> torch.Tensor:
@@ -70,7 +80,7 @@ def images_to_batch(images: Sequence[NamedImage], model: nn.Module) -> torch.Ten
 
 def denormalise(x: torch.Tensor, model: nn.Module) -> np.ndarray:
     """Model input (B, C, H, W) back to displayable RGB (B, H, W, 3) in [0, 1]: the crop the model saw."""
-    cfg = resolve_data_config(model=model)
+    cfg = data_config(model)
     mean = torch.tensor(cfg['mean']).view(1, -1, 1, 1)
     std = torch.tensor(cfg['std']).view(1, -1, 1, 1)
     return (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
