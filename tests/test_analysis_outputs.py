@@ -105,8 +105,11 @@ def test_metrics_json_and_csv(two_analyses, tmp_path):
     assert 'cls_query_entropy_slope' in doc['summary']
     with open(tmp_path / 'metrics.csv') as f:
         rows = list(csv.DictReader(f))
-    # per model and layer: a 'mean' row and one row per head (3 and 2 heads)
-    assert len(rows) == 2 * (1 + 3) + 3 * (1 + 2)
+    # per model and layer: a 'mean' row and one row per head (EDIT: 3 encoder heads and 1 decoder head; ViT: 2)
+    assert len(rows) == 2 * (1 + 3 + 1) + 3 * (1 + 2)
+    decoder = [r for r in rows if r['head'] == 'decoder0']
+    assert [float(r['cls_query_entropy']) for r in decoder] == pytest.approx(
+        [layer['cls_query_entropy'] for layer in doc['layers']])
     vit_layer1 = [r for r in rows if r['model'] == 'deit3_tiny' and r['layer'] == '1' and r['head'] == 'mean'][0]
     assert float(vit_layer1['sink_ratio']) == pytest.approx(doc['compare']['layers'][0]['sink_ratio'])
     assert float(vit_layer1['entropy']) <= math.log(17) + 1e-6

@@ -58,6 +58,13 @@ class AttentionMaps:
     def num_heads(self) -> int:
         return self.attention.shape[2]
 
+    @property
+    def cls_query_source(self) -> Optional[str]:
+        """Where the [CLS] query's attention comes from: 'decoder' (EDIT), 'self-attention' (its [CLS] row) or None."""
+        if self.decoder_attention is not None:
+            return 'decoder'
+        return 'self-attention' if self.has_cls else None
+
     def cls_query_attention(self) -> Optional[torch.Tensor]:
         """The [CLS] query's attention per layer and head, (B, L, H, 1+N_patches): slot 0 = [CLS], then the patches.
 

@@ -35,11 +35,18 @@ def metrics_rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
         base = dict(model=result['model'], layer=layer['layer'])
         rows.append(dict(base, head='mean', max_token=layer['max_token'],
                          **{k: layer[k] for k in METRIC_NAMES if k in layer}))
+        # a ViT's [CLS] row belongs to the same head as the rest of its attention: one row per head; EDIT's
+        # decoder heads are heads of their own: rows 'decoder0', ...
+        merged = result['cls_query'] == 'self-attention'
         cls_query_heads = {h['head']: h for h in layer.get('cls_query_heads', [])}
         for head in layer['heads']:
             row = dict(base, head=head['head'], **{k: head[k] for k in (*METRIC_NAMES, 'is_sink') if k in head})
-            row.update({k: v for k, v in cls_query_heads.get(head['head'], {}).items() if k != 'head'})
+            if merged:
+                row.update({k: v for k, v in cls_query_heads[head['head']].items() if k != 'head'})
             rows.append(row)
+        if not merged:
+            rows.extend(dict(base, head=f'decoder{h}', **{k: v for k, v in values.items() if k != 'head'})
+                        for h, values in cls_query_heads.items())
     return rows
 
 

@@ -52,6 +52,8 @@ def run_analysis(
         attention_blocks(m)
     analyses = [analyze_model(m, named_images, name=name, map_method=map_method, batch_size=batch_size)
                 for name, m in models]
+    for analysis, (_, ckpt) in zip(analyses, specs):
+        analysis.metrics['checkpoint'] = str(ckpt) if ckpt is not None else None  # None: random weights
     write_metrics([a.metrics for a in analyses], output_dir)
     if plots:
         plot_sink(analyses, output_dir / 'attention_sink.png')

@@ -44,7 +44,8 @@ class AttentionStatistics:
         """Add a batch of images."""
         P = maps.num_prefix_tokens
         layout = dict(num_layers=maps.num_layers, num_heads=maps.num_heads, num_tokens=maps.attention.shape[-1],
-                      num_prefix_tokens=P, has_cls=maps.has_cls, grid_size=list(maps.grid_size))
+                      num_prefix_tokens=P, has_cls=maps.has_cls, grid_size=list(maps.grid_size),
+                      cls_query=maps.cls_query_source)
         if self.layout is not None and layout != self.layout:
             raise ValueError(f'batches of different token layouts: {self.layout} then {layout}')
         self.layout = layout
