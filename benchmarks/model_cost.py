@@ -17,9 +17,9 @@ from typing import Callable, Dict, List
 
 import timm
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 import editvit  # noqa: F401  registers the EDIT models
+from editvit.macs import count_macs
 
 PAIRS = {  # EDIT size -> the baseline the paper compares with (Table 3); Tiny follows DeiT-Tiny
     'tiny': ('edit_tiny_patch16_224', 'deit_tiny_patch16_224'),
@@ -27,15 +27,6 @@ PAIRS = {  # EDIT size -> the baseline the paper compares with (Table 3); Tiny f
     'base': ('edit_base_patch16_224', 'deit3_base_patch16_224'),
 }
 TABLE1 = {'tiny': (5.82, 1.42), 'small': (22.30, 5.28), 'base': (87.76, 20.27)}  # M params, GFLOPs (= GMACs)
-
-
-def count_macs(model: torch.nn.Module, size: int) -> float:
-    """Multiply-accumulates of one forward pass at batch 1 (FlopCounterMode counts 2 FLOPs per MAC)."""
-    x = torch.randn(1, 3, size, size)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(x)
-    return counter.get_total_flops() / 2
 
 
 def make_step(model: torch.nn.Module, x: torch.Tensor, train: bool, amp: torch.dtype, device: str) -> Callable:
@@ -114,11 +105,11 @@ def main() -> None:
             f'{edit_name} (folded)': timm.create_model(edit_name),
             f'{edit_name} (literal)': timm.create_model(edit_name, decoder_folded=False),
         }
-        base_macs = count_macs(models[base_name], 224)
+        base_macs = count_macs(models[base_name])
         print(f'\n== {size}: Table 1 says {TABLE1[size][0]:.2f}M parameters, {TABLE1[size][1]:.2f} GFLOPs')
         for name, model in models.items():
             params = sum(p.numel() for p in model.parameters())
-            macs = count_macs(model, 224)
+            macs = count_macs(model)
             print(f'{name:36s} {params / 1e6:7.2f}M params {macs / 1e9:7.2f} GMACs ({macs / base_macs - 1:+6.1%})',
                   flush=True)
             rows.append(dict(size=size, model=name, params=params, gmacs=macs / 1e9))

@@ -22,7 +22,7 @@ def test_parameter_counts_match_table1(name):
 
 
 def test_every_registered_name_is_listed_and_builds():
-    assert sorted(timm.list_models('edit_*')) == sorted(REGISTERED)
+    assert sorted(n for n in timm.list_models('edit_*') if '_cb_' not in n) == sorted(REGISTERED)
     for name in REGISTERED:
         with torch.device('meta'):
             model = timm.create_model(name)
@@ -198,3 +198,18 @@ def test_torch_compile_has_no_graph_break():
     assert explanation.graph_break_count == 0, explanation.break_reasons
     compiled = torch.compile(model, backend='eager', fullgraph=True)
     torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_macs_match_table1_for_the_literal_decoder_and_deit_for_the_folded_one():
+    """Table 1's FLOPs are MACs of the literal decoder (keys and values for 1+N tokens at every depth)."""
+    from editvit.macs import count_macs
+    literal = count_macs(timm.create_model('edit_tiny_patch16_224', decoder_folded=False))
+    folded = count_macs(timm.create_model('edit_tiny_patch16_224'))
+    deit = count_macs(timm.create_model('deit_tiny_patch16_224'))
+    print(f'EDIT-T MACs: literal {literal / 1e9:.3f}G (Table 1: 1.42G), folded {folded / 1e9:.3f}G, '
+          f'DeiT-T {deit / 1e9:.3f}G')
+    assert abs(literal / 1.42e9 - 1) < 0.01
+    # the folded decoder costs 2 D^2 per depth (W_k^T q, W_v pooled) plus 2 N D (scores, weighted sum)
+    D, N, L = 192, 196, 12
+    assert literal - folded > L * (2 * (N + 1) * D * D - 2 * D * D - 2 * (N + 1) * D) * 0.99
+    assert folded < deit  # EDIT's encoder attends over 196 tokens, DeiT's over 197
