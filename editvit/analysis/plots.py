@@ -5,6 +5,7 @@ are drawn side by side (Fig. 1a) or one row each (Fig. 1b, Fig. 5) on shared col
 Figures are built with `matplotlib.figure.Figure` (no pyplot, no global backend state) at a fixed size and DPI,
 so a PNG is exactly `figsize * DPI` pixels.
 """
+import math
 from pathlib import Path
 from typing import Sequence, Tuple
 
@@ -15,6 +16,7 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .analyze import ModelAnalysis
 
@@ -26,14 +28,21 @@ _MAP_LEFT, _MAP_RIGHT, _MAP_TOP, _MAP_TITLE = 0.15, 1.15, 0.35, 0.45
 MAP_ALPHA = 0.55  # opacity of the attention over the grey image
 _MAP_GAP = 4  # white pixels between panels
 BLOCK_PANEL = 1.4  # inches per Fig. 1b panel
+BLOCK_COLUMNS = 12  # Fig. 1b wraps deeper models (CaiT's 24-layer trunk) onto more rows
 
 
 def sink_figure_size(num_models: int) -> Tuple[float, float]:
     return 5.0 * num_models, 4.0
 
 
+def _block_grid(num_layers: int) -> Tuple[int, int]:
+    """(rows per model, columns) of Fig. 1b: at most BLOCK_COLUMNS layers side by side."""
+    return math.ceil(num_layers / BLOCK_COLUMNS), min(num_layers, BLOCK_COLUMNS)
+
+
 def block_figure_size(num_models: int, num_layers: int) -> Tuple[float, float]:
-    return BLOCK_PANEL * num_layers + 1.2, BLOCK_PANEL * num_models + 0.7
+    rows, cols = _block_grid(num_layers)
+    return BLOCK_PANEL * cols + 1.2, (BLOCK_PANEL + 0.2) * rows * num_models + 0.5
 
 
 def _strip_width(num_layers: int) -> float:
@@ -65,19 +74,23 @@ def plot_sink(analyses: Sequence[ModelAnalysis], path: Path) -> Path:
     average to each other token; log scale, one panel per model on a shared axis."""
     fig = Figure(figsize=sink_figure_size(len(analyses)), layout='constrained')
     axes = fig.subplots(1, len(analyses), sharey=True, squeeze=False)[0]
+    plotted = []
     for ax, analysis in zip(axes, analyses):
         layers = analysis.metrics['layers']
         x = [layer['layer'] for layer in layers]
         top = np.array([layer['max_token_attention'] for layer in layers])
         if analysis.metrics['has_cls']:
-            ax.plot(x, [layer['cls_attention'] for layer in layers], 'o-', color='tab:red', label='to [CLS]')
-            other = [layer['other_attention'] for layer in layers]
+            cls = np.array([layer['cls_attention'] for layer in layers])
+            ax.plot(x, cls, 'o-', color='tab:red', label='to [CLS]')
+            other = np.array([layer['other_attention'] for layer in layers])
+            plotted.append(cls)
         else:
             other = top / np.array([layer['max_token_ratio'] for layer in layers])  # the mean of the rest
         ax.plot(x, top, 's--', color='tab:orange', label='to the most-attended token', markersize=4)
         ax.plot(x, other, 'o-', color='tab:blue', label='to each other token (mean)')
+        plotted += [top, other]
         ax.set_yscale('log')
-        ax.set_xticks(x)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))
         ax.set_xlabel('layer')
         ax.grid(True, which='both', alpha=0.3)
         summary = analysis.metrics['summary']
@@ -85,8 +98,16 @@ def plot_sink(analyses: Sequence[ModelAnalysis], path: Path) -> Path:
                     else f'no [CLS] key; top/other: {summary["mean_max_token_ratio"]:.1f}x on average')
         ax.set_title(f'{analysis.name}\n{subtitle}', fontsize=10)
         ax.legend(fontsize=8)
+    values = np.concatenate(plotted)
+    values = values[values > 0]
+    # at least a factor 4 around the data, with plain-number ticks at 1, 2, 5 x 10^k
+    axes[0].set_ylim(values.min() / 2, values.max() * 2)
+    axes[0].yaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))
+    axes[0].yaxis.set_minor_formatter(NullFormatter())
     axes[0].set_ylabel('attention from patch queries')
-    fig.suptitle(f'Attention sink (Fig. 1a), {analyses[0].metrics["num_images"]} images', fontsize=11)
+    n = analyses[0].metrics['num_images']
+    fig.suptitle(f'Attention sink (Fig. 1a), {n} image{"s" if n != 1 else ""}', fontsize=11)
     return _save(fig, path)
 
 
@@ -94,27 +115,27 @@ def plot_blocks(analyses: Sequence[ModelAnalysis], path: Path) -> Path:
     """Fig. 1b: the top-left block of every layer's attention matrix (rows = queries, columns = keys), averaged over
     heads and images, one row per model, one logarithmic colour scale."""
     num_layers = max(a.block.shape[0] for a in analyses)
+    rows, cols = _block_grid(num_layers)
     fig = Figure(figsize=block_figure_size(len(analyses), num_layers), layout='constrained')
-    axes = fig.subplots(len(analyses), num_layers, squeeze=False)
+    axes = fig.subplots(rows * len(analyses), cols, squeeze=False)
     blocks = [a.block.numpy() for a in analyses]
     low = max(min(float(b[b > 0].min()) for b in blocks), 1e-4)
     norm = LogNorm(vmin=low, vmax=max(float(b.max()) for b in blocks))
     image = None
-    for row, (analysis, block) in enumerate(zip(analyses, blocks)):
+    for m, (analysis, block) in enumerate(zip(analyses, blocks)):
         first = 'CLS' if analysis.metrics['has_cls'] else 'p0'
-        for col in range(num_layers):
-            ax = axes[row, col]
+        for layer in range(rows * cols):
+            ax = axes[m * rows + layer // cols, layer % cols]
             ax.set_xticks([])
             ax.set_yticks([])
-            if col >= block.shape[0]:
+            if layer >= block.shape[0]:
                 ax.axis('off')
                 continue
-            image = ax.imshow(block[col].clip(min=low), norm=norm, cmap='viridis', interpolation='nearest')
+            image = ax.imshow(block[layer].clip(min=low), norm=norm, cmap='viridis', interpolation='nearest')
             ax.set_xticks([0])
             ax.set_xticklabels([first], fontsize=7)
-            if row == 0:
-                ax.set_title(f'layer {col + 1}', fontsize=9)
-        axes[row, 0].set_ylabel(_wrap(analysis.name), fontsize=8)
+            ax.set_title(f'layer {layer + 1}', fontsize=9)
+        axes[m * rows, 0].set_ylabel(_wrap(analysis.name), fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.9, label='attention')
     b = blocks[0].shape[-1]
     fig.suptitle(f'Top-left {b}x{b} block of each layer\'s attention (Fig. 1b): rows = queries, columns = keys',
