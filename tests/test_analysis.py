@@ -255,3 +255,30 @@ def test_entropy_and_trend():
     assert float(M.attention_entropy(torch.tensor([1.0, 0.0, 0.0]))) == 0.0
     assert float(M.renormalised_entropy(torch.tensor([0.1, 0.1]))) == pytest.approx(math.log(2))
     assert M.trend(torch.tensor([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
+
+
+def test_sink_planted_in_a_real_vit_is_measured_exactly():
+    # DeiT3, one block. Patch tokens are all zero (zero patch embedding and position embedding), so their keys are
+    # zero; queries are a constant b_q (W_q = 0) and W_k = I, so every query scores [CLS] at q . LN(cls) / sqrt(Dh)
+    # and every patch at 0. Choosing b_q so that score = log r gives [CLS] the share r / (r + 16): sink_ratio = r.
+    r = 20.0
+    model = tiny_vit(depth=1)
+    attn = model.blocks[0].attn
+    D, Dh = 32, 16
+    with torch.no_grad():
+        model.patch_embed.proj.weight.zero_()
+        model.patch_embed.proj.bias.zero_()
+        model.pos_embed.zero_()
+        c = model.blocks[0].norm1(model.cls_token[0, 0])  # (D,) the normalised [CLS]
+        attn.qkv.weight[:2 * D] = torch.cat([torch.zeros(D, D), torch.eye(D)])  # W_q = 0, W_k = I
+        for h in range(2):
+            c_h = c[h * Dh:(h + 1) * Dh]
+            attn.qkv.bias[h * Dh:(h + 1) * Dh] = c_h * math.log(r) * math.sqrt(Dh) / c_h.dot(c_h)  # b_q
+        attn.qkv.bias[D:2 * D] = 0  # b_k
+    stats = AttentionStatistics()
+    stats.update(extract_attention(model, torch.randn(2, 3, 32, 32)))
+    layer = stats.summary()['layers'][0]
+    assert layer['cls_attention'] == pytest.approx(r / (r + 16), rel=1e-4)
+    assert layer['other_attention'] == pytest.approx(1 / (r + 16), rel=1e-4)
+    assert layer['sink_ratio'] == pytest.approx(r, rel=1e-4)
+    assert layer['max_token'] == 'cls' and layer['sink_rate'] == 1.0
