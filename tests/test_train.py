@@ -190,3 +190,15 @@ def test_missing_data_directory_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "data directory '" in err and "cifar' for 'cifar10' does not exist; expected ROOT/train/<class>" in err
     assert 'Traceback' not in err
+
+
+def test_gradient_checkpointing_and_bf16_autocast(tmp_path):
+    def run(name, **kwargs):
+        train(tiny_config(tmp_path / name, epochs=1, synthetic_samples=64, **kwargs))
+        return load_file(tmp_path / name / 'model.safetensors')
+
+    plain, recomputed = run('plain'), run('recomputed', grad_checkpointing=True)
+    assert all(torch.allclose(plain[k], recomputed[k], atol=1e-6) for k in plain)  # same training, less memory
+    bf16 = run('bf16', amp='bf16')
+    assert all(torch.isfinite(v).all() for v in bf16.values())
+    assert not torch.equal(bf16['head.weight'], plain['head.weight'])  # the autocast really ran in bf16
