@@ -165,13 +165,16 @@ def _strip(crop: np.ndarray, maps: np.ndarray, norm: Normalize, cmap: Colormap, 
 
 
 def plot_sequential_maps(analyses: Sequence[ModelAnalysis], index: int, path: Path) -> Path:
-    """Fig. 5 for image `index`: the crop the model saw, then one overlay per layer; one row per model, each row
-    with its own colour bar from 0 to its largest value, at least twice the uniform level (so uniform attention
-    is a middle colour, and narrowing shows as growing peaks)."""
+    """Fig. 5 for image `index`: the crop the model saw, then one overlay per layer; one row per model.
+
+    All rows share one colour scale, from 0 to the largest value, at least twice the uniform level 1 / N_patches
+    (so uniform attention is a middle colour, and narrowing shows as growing peaks).
+    """
     num_layers = max(a.maps.shape[1] for a in analyses)
     width, height = maps_figure_size(len(analyses), num_layers)
     fig = Figure(figsize=(width, height))
     cmap = colormaps['jet']
+    norm = Normalize(vmin=0, vmax=max(max(float(a.maps[index].max()), 2 / a.maps[index, 0].numel()) for a in analyses))
 
     def axes_at(left: float, top: float, w: float, h: float):  # inches from the top-left corner
         return fig.add_axes((left / width, 1 - (top + h) / height, w / width, h / height))
@@ -179,7 +182,6 @@ def plot_sequential_maps(analyses: Sequence[ModelAnalysis], index: int, path: Pa
     for row, analysis in enumerate(analyses):
         top = _MAP_TOP + row * (MAP_PANEL + _MAP_TITLE) + _MAP_TITLE
         maps = analysis.maps[index].numpy()  # (L, h, w)
-        norm = Normalize(vmin=0, vmax=max(float(maps.max()), 2 / maps[0].size))
         # one image per row, at its drawn size: far cheaper than an axes or a resampled image per panel
         strip = _strip(analysis.images[index], maps, norm, cmap, num_layers + 1)
         S = strip.shape[0]
@@ -193,8 +195,9 @@ def plot_sequential_maps(analyses: Sequence[ModelAnalysis], index: int, path: Pa
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_frame_on(False)
-        cax = axes_at(_MAP_LEFT + _strip_width(num_layers) + 0.1, top + 0.05, 0.12, MAP_PANEL - 0.1)
-        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, label='attention')
+    rows_height = len(analyses) * (MAP_PANEL + _MAP_TITLE) - _MAP_TITLE
+    cax = axes_at(_MAP_LEFT + _strip_width(num_layers) + 0.1, _MAP_TOP + _MAP_TITLE + 0.05, 0.12, rows_height - 0.1)
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, label='attention')
     fig.suptitle(f'Sequential attention maps (Fig. 5): {analyses[0].image_names[index]}', fontsize=11,
                  y=1 - 0.06 / height, va='top')
     return _save(fig, path)

@@ -106,7 +106,20 @@ class AttentionStatistics:
         return out
 
     def summary(self) -> Dict[str, Any]:
-        """Per-layer dicts (layer-level numbers plus a `heads` list) and model-level summaries."""
+        """Per-layer dicts (layer-level numbers plus a `heads` list) and model-level summaries.
+
+        What is averaged over what (definitions in `metrics`):
+          - per head: every measure is taken on that head's attention averaged over the images and the patch
+            queries (the mean attention each key receives); entropy is the mean over images and patch queries of
+            each row's entropy; `is_sink` is Gu et al.'s test on that head.
+          - per layer: cls_attention, other_attention, sink_ratio, max_token_attention, max_token_ratio and
+            max_token from the head-averaged received attention (as Fig. 1 averages the heads), so sink_ratio is
+            a ratio of means; entropy is the mean of the heads' entropies; sink_rate the fraction of sink heads;
+            high_norm_fraction the mean over images of the share of outlier-norm patch tokens; the cls_query_*
+            numbers are means over the [CLS] query's heads (EDIT: decoder heads).
+          - model `summary`: means (and min / max where named so) of the layer values over the layers; sink_rate
+            is the fraction of sink heads over all layers and heads.
+        """
         received = self.mean('received')  # (L, H, N)
         entropy = self.mean('entropy')  # (L, H)
         high_norm = self.mean('high_norm_fraction')  # (L,)

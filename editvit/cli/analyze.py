@@ -8,7 +8,7 @@ from . import UsageError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         'analyze', help='measure the attention sink and draw the sequential attention maps of a model',
-        description='Writes OUTPUT/metrics.json, metrics.csv, attention_sink.png (Fig. 1a), attention_blocks.png '
+        description='Writes DIR/metrics.json, metrics.csv, attention_sink.png (Fig. 1a), attention_blocks.png '
                     '(Fig. 1b) and maps/<image>.png (Fig. 5). Without --checkpoint the weights are random.')
     p.add_argument('--model', required=True, help='timm model name, e.g. edit_small_patch16_224, '
                                                    'deit3_small_patch16_224, vit_small_patch14_reg4_dinov2')
