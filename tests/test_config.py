@@ -117,3 +117,16 @@ def test_resume_differences_name_what_changes_the_run():
     saved = to_dict(TrainConfig(model='a', epochs=3, output='x'))
     now = to_dict(TrainConfig(model='b', epochs=3, output='y', num_workers=0))
     assert resume_differences(saved, now) == ["model: 'a' -> 'b'"]  # output and workers may change
+
+
+def test_command_line_options_mirror_the_config_fields():
+    from editvit.cli import build_parser
+    from editvit.cli.train import overrides_from
+
+    args = build_parser().parse_args(['train', '--clip-grad', 'none', '--no-three-augment', '--global-batch-size',
+                                      '256', '--model-kwargs', 'img_size=32', 'qkv_bias=False', 'decoder_norm=post',
+                                      'init_values=1e-5'])
+    values = overrides_from(args, TrainConfig)
+    assert values == {'clip_grad': None, 'three_augment': False, 'global_batch_size': 256,
+                      'model_kwargs': {'img_size': 32, 'qkv_bias': False, 'decoder_norm': 'post',
+                                       'init_values': 1e-5}}  # options not given stay out: the YAML value stands

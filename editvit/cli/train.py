@@ -32,12 +32,21 @@ def parse_kwargs(items) -> Dict[str, Any]:
     return out
 
 
+def _or_none(tp: Type) -> Any:
+    """An argparse type for an optional value: 'none' or 'null' unsets it (e.g. --clip-grad none)."""
+    def parse(text: str) -> Any:
+        return None if text.lower() in ('none', 'null') else tp(text)
+    parse.__name__ = tp.__name__  # argparse names the type in its error messages
+    return parse
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, cls: Type) -> None:
     """One option per config field; unset options stay out of the parsed namespace, so the YAML value stands."""
     types = typing.get_type_hints(cls)
     for f in fields(cls):
         flag, tp = '--' + f.name.replace('_', '-'), types[f.name]
-        if typing.get_origin(tp) is typing.Union:
+        optional = typing.get_origin(tp) is typing.Union
+        if optional:
             tp = next(a for a in typing.get_args(tp) if a is not type(None))
         kwargs: Dict[str, Any] = dict(default=argparse.SUPPRESS, help=f.metadata.get('help'))
         if f.name == 'model_kwargs':
@@ -47,7 +56,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: Type) -> None:
         elif typing.get_origin(tp) is Literal:
             parser.add_argument(flag, choices=typing.get_args(tp), **kwargs)
         else:
-            parser.add_argument(flag, type=tp, metavar=f.name.upper(), **kwargs)
+            parser.add_argument(flag, type=_or_none(tp) if optional else tp, metavar=f.name.upper(), **kwargs)
     parser.add_argument('--config', metavar='FILE.yaml', help='YAML file of config values')
 
 

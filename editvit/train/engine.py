@@ -19,6 +19,7 @@ from tqdm import tqdm
 from ..data import DataError
 from ..data.errors import original_message
 from .distributed import DistEnv, all_reduce_sum
+from .models import unwrap
 
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -79,7 +80,7 @@ def train_one_epoch(
     """
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    inner = model.module if env.distributed else model
+    inner = unwrap(model)  # the module without DDP / torch.compile wrappers, for the EMA
     total_batches = updates_per_epoch * accum_steps
     bar = tqdm(total=updates_per_epoch, initial=state.batches_done // accum_steps, desc=f'epoch {state.epoch}',
                unit='step', dynamic_ncols=True, leave=False,
