@@ -80,7 +80,7 @@ def analyze_model(
     """
     if not images:
         raise ValueError('no images to analyse')
-    name = name or model.pretrained_cfg.get('architecture', type(model).__name__)
+    name = name or getattr(model, 'pretrained_cfg', {}).get('architecture', type(model).__name__)
     blocks = attention_blocks(model)
     num_tokens = model.patch_embed.num_patches + getattr(model, 'num_prefix_tokens', 0)
     per_image = 4 * len(blocks) * blocks[0].attn.num_heads * num_tokens ** 2  # float32 maps
