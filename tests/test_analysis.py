@@ -88,10 +88,11 @@ def test_cait_trunk_attention_is_the_talking_heads_softmax():
 def test_extraction_leaves_fused_attention_mode_and_hooks_as_they_were():
     assert use_fused_attn()  # timm's default, which hides the attention matrix
     model = tiny_vit().train()
+    model.blocks[0].eval()  # a part frozen in eval mode stays so
     assert all(b.attn.fused_attn for b in model.blocks)
     maps = extract_attention(model, torch.randn(2, 3, 32, 32))
     assert use_fused_attn() and all(b.attn.fused_attn for b in model.blocks)
-    assert model.training
+    assert model.training and model.blocks[1].training and not model.blocks[0].attn.training
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
     # the same maps as timm's own unfused attention, read by timm's AttentionExtract on an unfused copy
     unfused = tiny_vit()

@@ -116,12 +116,13 @@ def attention_blocks(model: nn.Module) -> List[nn.Module]:
 
 @contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # per module: a frozen part may be in eval already
     model.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 
 @contextmanager
