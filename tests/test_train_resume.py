@@ -59,7 +59,9 @@ def test_sigkill_and_resume_gives_identical_weights(tmp_path):
     assert not (run / 'model.safetensors').exists()
     state = load_checkpoint(ckpt)
     assert state['epoch'] == 0 and state['batches_done'] > 0  # the first kill is within an epoch
+    (run / f'.{LAST}.abc123.tmp').write_bytes(b'half a checkpoint')  # as a kill during the write would leave
     second = _kill_after_checkpoint(_command(run, '--resume'), ckpt, min_updates=first + 6)  # killed again, later
+    assert not (run / f'.{LAST}.abc123.tmp').exists()  # the resumed run cleared it
     assert second > first
     done = subprocess.run([sys.executable, '-m', 'editvit', 'train', '--output', str(run), '--resume'],
                           env=_env(), capture_output=True, text=True)

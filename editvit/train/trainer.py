@@ -50,6 +50,8 @@ def _check_resume(cfg: TrainConfig, out: Path) -> Optional[Dict[str, Any]]:
         return None
     if not ckpt.exists():
         raise ConfigError(f'nothing to resume: {str(ckpt)!r} does not exist')
+    for stale in out.glob(f'.{LAST}.*.tmp'):  # a checkpoint being written when the run was killed
+        stale.unlink(missing_ok=True)
     state = load_checkpoint(ckpt)
     changes = resume_differences(state['config'], to_dict(cfg))
     if changes:
