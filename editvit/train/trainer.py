@@ -93,6 +93,8 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
 
 def _train(cfg: TrainConfig, env: D.DistEnv) -> Dict[str, Any]:
     out = Path(cfg.output)
+    if cfg.amp == 'fp16' and env.device.type != 'cuda':
+        raise ConfigError("amp 'fp16' needs a GPU (its grad scaler is CUDA-only); use 'bf16' or 'none' on CPU")
     resumed = _check_resume(cfg, out)
     plan = plan_batches(cfg, env.world_size)
     if resumed is not None and len(resumed['ranks']) != env.world_size:
