@@ -202,3 +202,23 @@ def test_gradient_checkpointing_and_bf16_autocast(tmp_path):
     bf16 = run('bf16', amp='bf16')
     assert all(torch.isfinite(v).all() for v in bf16.values())
     assert not torch.equal(bf16['head.weight'], plain['head.weight'])  # the autocast really ran in bf16
+
+
+def test_undecodable_training_image_stops_with_its_name_or_is_skipped_and_counted(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    for split in ('train', 'val'):
+        for c in ('a', 'b'):
+            (tmp_path / 'data' / split / c).mkdir(parents=True)
+            for i in range(8):
+                pixels = np.full((16, 16, 3), 40 if c == 'a' else 200, dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / 'data' / split / c / f'{i}.png')
+    (tmp_path / 'data' / 'train' / 'b' / '3.png').write_bytes(b'\x89PNG broken')
+    args = ['train', '--model', 'edit_tiny_patch16_224', *TINY_ARGS, '--dataset', 'imagefolder', '--data-dir',
+            str(tmp_path / 'data'), '--epochs', '1', '--batch-size', '4', '--num-workers', '0', '--no-progress']
+    assert main(args + ['--output', str(tmp_path / 'stop')]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot decode image '" in err and "3.png'" in err and 'Traceback' not in err
+    assert main(args + ['--output', str(tmp_path / 'skip'), '--skip-bad-images']) == 0
+    assert json.loads((tmp_path / 'skip' / 'metrics.json').read_text())['bad_images'] == 1
