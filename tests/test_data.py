@@ -169,3 +169,24 @@ def test_loader_workers_do_not_change_the_images():
         sampler.set_epoch(1)
         outs.append(torch.cat([x for x, _, _ in create_loader(data, transform, sampler, 4, num_workers=workers)]))
     assert torch.equal(outs[0], outs[1])
+
+
+def test_cifar_in_torchvision_format(tmp_path, monkeypatch):
+    import pickle
+
+    from torchvision.datasets import CIFAR10, cifar
+    monkeypatch.setattr(CIFAR10, '_check_integrity', lambda self: True)  # the files below have no official md5
+    monkeypatch.setattr(cifar, 'check_integrity', lambda path, md5=None: os.path.isfile(path))
+    batches = tmp_path / 'cifar-10-batches-py'
+    batches.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
+        with open(batches / name, 'wb') as f:
+            pickle.dump({'data': rng.integers(0, 255, (2, 3072), dtype=np.uint8), 'labels': [1, 7]}, f)
+    with open(batches / 'batches.meta', 'wb') as f:
+        pickle.dump({'label_names': [f'c{i}' for i in range(10)]}, f)
+    train = create_dataset('cifar10', str(tmp_path), 'train')
+    val = create_dataset('cifar10', str(batches), 'val')  # the batches folder itself works too
+    assert (len(train), len(val)) == (10, 2) and train.classes[7] == 'c7'
+    image, label = val[1]
+    assert image.size == (32, 32) and label == 7
