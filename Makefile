@@ -20,7 +20,7 @@ test: venv
 	$(PY) -m pytest -q tests
 
 demo: venv
-	$(PY) benchmarks/model_cost.py --models small --threads 2
+	$(PY) benchmarks/model_cost.py --models small --precisions fp32
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -4,7 +4,8 @@
     python benchmarks/model_cost.py --models small --device cuda --precisions fp32 bf16
 
 Timing: the models are run in interleaved rounds (DeiT3, EDIT folded, EDIT literal, DeiT3, ...) in one process, and
-each ratio is the median EDIT time over the median DeiT3 time, so both see the same machine state. On a CPU that
+each ratio is the median over rounds of EDIT's time over DeiT3's time in the same round, so both see the same machine
+state. On a CPU that
 other processes share, `--clock cpu` (the default on CPU: one torch thread, timed by the process's CPU time) keeps the
 ratios steady where wall-clock times swing with the load.
 """
@@ -48,8 +49,8 @@ def make_step(model: torch.nn.Module, x: torch.Tensor, train: bool, amp: torch.d
 
 
 def time_interleaved(steps: Dict[str, Callable], rounds: int, iters: int, device: str,
-                     clock: Callable[[], float] = time.perf_counter) -> Dict[str, float]:
-    """Median seconds per step of each entry, measured in alternating rounds."""
+                     clock: Callable[[], float] = time.perf_counter) -> Dict[str, List[float]]:
+    """Seconds per step of each entry in each of `rounds` alternating rounds."""
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     for step in steps.values():  # warm-up (allocator, autotuning, first-call overheads)
         step(), step()
@@ -62,7 +63,13 @@ def time_interleaved(steps: Dict[str, Callable], rounds: int, iters: int, device
                 step()
             sync()
             samples[name].append((clock() - t0) / iters)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return samples
+
+
+def paired_ratio(times: List[float], base: List[float]) -> float:
+    """Median over rounds of the ratio of two runs measured next to each other: slow drifts of the machine's load
+    cancel in each pair."""
+    return statistics.median(t / b for t, b in zip(times, base))
 
 
 def main() -> None:
@@ -74,8 +81,8 @@ def main() -> None:
     parser.add_argument('--bf16-batch-size', type=int, default=None,
                         help='batch for the bf16/fp16 timings (default: --batch-size); CPUs without native bf16 '
                              'matmuls (no AVX512-BF16/AMX) run bf16 several times slower than fp32')
-    parser.add_argument('--rounds', type=int, default=5)
-    parser.add_argument('--iters', type=int, default=2)
+    parser.add_argument('--rounds', type=int, default=15)
+    parser.add_argument('--iters', type=int, default=1)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: 1 with --clock cpu, else the torch default)')
     parser.add_argument('--clock', choices=['wall', 'cpu'], default=None,
@@ -124,15 +131,16 @@ def main() -> None:
                 for name, model in models.items():
                     model.to(args.device).train(train)
                     steps[name] = make_step(model, x, train, dtypes[precision], args.device)
-                times = time_interleaved(steps, args.rounds, args.iters, args.device, clock)
+                samples = time_interleaved(steps, args.rounds, args.iters, args.device, clock)
                 mode = 'train step' if train else 'inference'
+                base_ms = statistics.median(samples[base_name]) * 1e3
                 for name in list(models)[1:]:
-                    ratio = times[name] / times[base_name]
-                    print(f'{precision} {mode:10s} {name:36s} {times[name] * 1e3:8.1f} ms vs '
-                          f'{times[base_name] * 1e3:8.1f} ms  ratio {ratio:.3f}  (batch {batch})', flush=True)
+                    ratio = paired_ratio(samples[name], samples[base_name])
+                    ms = statistics.median(samples[name]) * 1e3
+                    print(f'{precision} {mode:10s} {name:36s} {ms:8.1f} ms vs {base_ms:8.1f} ms  ratio {ratio:.3f}'
+                          f'  (batch {batch}, {args.rounds} rounds)', flush=True)
                     rows.append(dict(size=size, model=name, baseline=base_name, precision=precision, mode=mode,
-                                     ms=times[name] * 1e3, baseline_ms=times[base_name] * 1e3, ratio=ratio,
-                                     device=device_name, batch_size=batch))
+                                     ms=ms, baseline_ms=base_ms, ratio=ratio, device=device_name, batch_size=batch))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=1)
