@@ -1,0 +1,85 @@
+"""Images and label masks in folders, with a class-names file: the generic segmentation layout.
+
+    ROOT/classes.txt                      one class name a line; line k names label k
+    ROOT/images/{train,val}/NAME.jpg      (or .png, .jpeg, ...)
+    ROOT/masks/{train,val}/NAME.png       one 8-bit label per pixel: 0..K-1, 255 = ignored
+"""
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..data.errors import DataError
+from ..data.folder import load_rgb
+
+LAYOUT = 'ROOT/classes.txt, ROOT/images/{train,val}/NAME.jpg and ROOT/masks/{train,val}/NAME.png'
+_IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+
+
+def pair_images_and_masks(images: Path, masks: Path) -> List[Tuple[str, str]]:
+    """(image, mask) paths matched by file stem; an image without its mask is a DataError naming it."""
+    found = sorted(p for p in images.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not found:
+        raise DataError(f'no images in {str(images)!r}')
+    pairs = []
+    for p in found:
+        mask = masks / (p.stem + '.png')
+        if not mask.is_file():
+            raise DataError(f'image {str(p)!r} has no mask {str(mask)!r}')
+        pairs.append((str(p), str(mask)))
+    return pairs
+
+
+def load_mask(path: str) -> np.ndarray:
+    """An 8-bit label mask (H, W) as uint8; DataError names a file that does not decode or is not single-channel."""
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ('L', 'P', 'I;16', 'I'):
+                raise DataError(f'mask {path!r} has mode {img.mode}: expected one label per pixel (mode L or P)')
+            return np.array(img).astype(np.uint8)
+    except OSError as e:
+        raise DataError(f'cannot decode mask {path!r}: {e}') from e
+
+
+class MaskPairDataset(Dataset):
+    """(PIL RGB image, uint8 label array (H, W)) pairs, labels 0..K-1 and 255 for ignored pixels.
+
+    Args:
+        classes: Class names, label order.
+        pairs: (image path, mask path) pairs.
+        label_map: Turns a raw mask into labels (ADE20K: `reduce_zero_label`); None keeps it.
+    """
+
+    def __init__(self, classes: List[str], pairs: List[Tuple[str, str]],
+                 label_map: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> None:
+        self.classes = classes
+        self.pairs = pairs
+        self.label_map = label_map
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> Tuple[Image.Image, np.ndarray]:
+        image_path, mask_path = self.pairs[index]
+        image, mask = load_rgb(image_path), load_mask(mask_path)
+        if self.label_map is not None:
+            mask = self.label_map(mask)
+        if mask.shape != (image.height, image.width):
+            raise DataError(f'mask {mask_path!r} is {mask.shape[1]}x{mask.shape[0]}, its image '
+                            f'{image.width}x{image.height}')
+        return image, mask
+
+
+def mask_folder(root: str, split: str) -> MaskPairDataset:
+    """The split ('train' or 'val') of a folder in the generic layout."""
+    base = Path(root)
+    names = base / 'classes.txt'
+    if not names.is_file():
+        raise DataError(f'{str(root)!r} has no classes.txt; expected {LAYOUT}')
+    classes = [line.strip() for line in names.read_text().splitlines() if line.strip()]
+    images, masks = base / 'images' / split, base / 'masks' / split
+    if not images.is_dir() or not masks.is_dir():
+        raise DataError(f'{str(root)!r} lacks images/{split}/ or masks/{split}/; expected {LAYOUT}')
+    return MaskPairDataset(classes, pair_images_and_masks(images, masks))
