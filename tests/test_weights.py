@@ -124,3 +124,12 @@ def test_deit_with_cls_position_drops_that_slot():
     deit = timm.create_model('deit_tiny_patch16_224', img_size=32, **TINY)
     sd = deit3_to_edit(deit.state_dict(), tiny_edit())
     torch.testing.assert_close(sd['pos_embed'], deit.pos_embed[:, 1:])
+
+
+def test_atomic_write_gives_ordinary_file_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = save_model(tiny_edit(), tmp_path / 'm.safetensors')
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
