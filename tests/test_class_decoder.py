@@ -83,3 +83,37 @@ def test_paper_default_has_only_norm_and_two_projections():
 def test_bad_head_count_is_named():
     with pytest.raises(ValueError, match='not divisible by decoder_heads=5'):
         ClassDecoder(32, num_heads=5)
+
+
+@pytest.mark.parametrize('with_cls,with_offset,heads', [(True, True, 1), (False, False, 2), (True, False, 3)])
+def test_folded_token_attention_backward_passes_gradcheck(with_cls, with_offset, heads):
+    """The hand-written backward of the folded attention against finite differences, in float64."""
+    from editvit.models.layers.folded_attention import folded_token_attention
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    q_k = torch.randn(2, heads, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    s_cls = torch.randn(2, heads, 1, dtype=torch.float64, generator=g, requires_grad=True) if with_cls else None
+    x_cls = torch.randn(2, 6, dtype=torch.float64, generator=g, requires_grad=True) if with_cls else None
+    s_0 = torch.randn(2, heads, 1, dtype=torch.float64, generator=g, requires_grad=True) if with_offset else None
+    assert torch.autograd.gradcheck(folded_token_attention, (x, q_k, s_cls, x_cls, s_0))
+
+
+def test_folded_token_attention_under_bf16_autocast_matches_float32():
+    from editvit.models.layers.folded_attention import folded_token_attention
+    """Computed in x's dtype (float32, a LayerNorm's output under autocast), gradients back in the inputs' dtypes."""
+    x, q_k = torch.randn(2, 7, 8, requires_grad=True), torch.randn(2, 1, 8, requires_grad=True)
+    ref = folded_token_attention(x, q_k.bfloat16().float())
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = folded_token_attention(x, q_k.bfloat16())
+    torch.testing.assert_close(out, ref)
+    out[1].sum().backward()
+    assert x.grad.dtype == torch.float32 and q_k.grad.dtype == torch.float32
+
+
+def test_attention_dropout_path_trains():
+    dec = ClassDecoder(16, attn_drop=0.5).train()
+    cls, tokens = torch.randn(3, 16, requires_grad=True), torch.randn(3, 4, 16)
+    out, attn = dec(cls, tokens)
+    torch.testing.assert_close(attn.sum(-1), torch.ones(3, 1))  # returned before dropout
+    out.sum().backward()
+    assert all(p.grad is not None for p in dec.parameters())

@@ -23,7 +23,8 @@ from typing import Literal, Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from .folded_attention import folded_token_attention
 
 DecoderNorm = Literal['pre', 'post']
 
@@ -117,10 +118,6 @@ class ClassDecoder(nn.Module):
             return cls + out, attn
         return self.norm(cls + out), attn
 
-    def _softmax(self, scores_cls: Optional[torch.Tensor], scores_tok: torch.Tensor) -> torch.Tensor:
-        scores = scores_tok if scores_cls is None else torch.cat([scores_cls, scores_tok], dim=-1)  # (B, H, M)
-        return scores.softmax(dim=-1)
-
     def _attend_folded(
             self, q: torch.Tensor, kv_cls: Optional[torch.Tensor], tokens: torch.Tensor,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -129,20 +126,22 @@ class ClassDecoder(nn.Module):
         w_k = self.k.weight.view(H, Dh, -1)  # (H, Dh, D)
         w_v = self.v.weight.view(H, Dh, -1)  # (H, Dh, D)
         q_k = torch.einsum('bhc,hcd->bhd', q, w_k)  # (B, H, D) the query seen in token space, W_k^T q
-        scores_tok = q_k @ tokens.transpose(1, 2)  # (B, H, N)
         scores_cls = (q_k * kv_cls.unsqueeze(1)).sum(-1, keepdim=True) if kv_cls is not None else None  # (B, H, 1)
-        if self.k.bias is not None:
-            # q . b_k is the same for every key and cancels in the softmax; it is added anyway (O(B D)) so that b_k
-            # receives its (zero) gradient as in the literal form, which DistributedDataParallel requires
-            q_b = (q * self.k.bias.view(H, Dh)).sum(-1, keepdim=True)  # (B, H, 1)
-            scores_tok = scores_tok + q_b
-            scores_cls = scores_cls + q_b if scores_cls is not None else None
-        attn = self._softmax(scores_cls, scores_tok)  # (B, H, M)
-        attn_used = self.attn_drop(attn)
-        if kv_cls is not None:
-            mixed = attn_used[..., 1:] @ tokens + attn_used[..., :1] * kv_cls.unsqueeze(1)  # (B, H, D)
-        else:
-            mixed = attn_used @ tokens  # (B, H, D) sum_j a_j x_j
+        # q . b_k is the same for every key and cancels in the softmax; it is added anyway (O(B D)) so that b_k
+        # receives its (zero) gradient as in the literal form, which DistributedDataParallel requires
+        q_b = (q * self.k.bias.view(H, Dh)).sum(-1, keepdim=True) if self.k.bias is not None else None  # (B, H, 1)
+        if not (self.training and self.attn_drop.p > 0):
+            attn, mixed = folded_token_attention(tokens, q_k, scores_cls, kv_cls, q_b)  # (B, H, M), (B, H, D)
+            attn_used = attn
+        else:  # attention dropout: plain autograd, the mix uses the dropped weights
+            scores_tok = q_k @ tokens.transpose(1, 2)  # (B, H, N)
+            scores = scores_tok if scores_cls is None else torch.cat([scores_cls, scores_tok], dim=-1)  # (B, H, M)
+            attn = (scores if q_b is None else scores + q_b).softmax(dim=-1)  # (B, H, M)
+            attn_used = self.attn_drop(attn)
+            if kv_cls is not None:
+                mixed = attn_used[..., 1:] @ tokens + attn_used[..., :1] * kv_cls.unsqueeze(1)  # (B, H, D)
+            else:
+                mixed = attn_used @ tokens  # (B, H, D) sum_j a_j x_j
         pooled = torch.einsum('bhd,hcd->bhc', mixed, w_v)  # (B, H, Dh) W_v (sum_j a_j x_j)
         if self.v.bias is not None:
             # sum_j a_j b_v = b_v; with attention dropout the weights no longer sum to one, so scale by their sum
