@@ -130,3 +130,20 @@ def test_loader_batches_images_and_label_maps():
     images, labels, skipped = next(iter(loader))
     assert images.shape == (4, 3, 16, 16) and labels.shape == (4, 16, 16) and skipped == 0
     assert torch.equal(labels[1], torch.from_numpy(data[1][1].astype(np.int64)))
+
+
+def test_comparison_picture_shows_truth_and_prediction_in_class_colours():
+    from editvit.segmentation import comparison, overlay
+    from editvit.segmentation.pictures import palette
+    colours = palette(3)
+    image = Image.fromarray(np.zeros((4, 4, 3), np.uint8))
+    truth = np.full((4, 4), 2, np.uint8)
+    truth[0, 0] = IGNORE_INDEX
+    over = np.asarray(overlay(image, truth, colours, alpha=0.5))
+    assert np.array_equal(over[0, 0], [0, 0, 0])  # ignored pixels are left as they are
+    assert np.array_equal(over[1, 1], (colours[2] * 0.5).astype(np.uint8))
+    pred = np.ones((4, 4), np.uint8)
+    picture = np.asarray(comparison(image, truth, pred, colours, gap=2, min_width=8))  # panels enlarged 2x
+    assert picture.shape == (12 + 8, 3 * 8 + 2 * 2, 3)
+    assert np.array_equal(picture[12 + 3, 8 + 2 + 3], over[1, 1])
+    assert np.array_equal(picture[12 + 3, 2 * (8 + 2) + 3], (colours[1] * 0.5).astype(np.uint8))

@@ -82,7 +82,7 @@ def test_command_line_train_then_eval_with_pictures(tmp_path, capsys):
     assert set(printed['per_class_iou']) == {'background', 'object_1', 'object_2'}
     assert (tmp_path / 'eval' / 'per_class_iou.md').read_text().startswith('| class | IoU (%) |')
     picture = Image.open(tmp_path / 'eval' / 'pictures' / '0001.png')
-    assert picture.size == (3 * 32 + 2 * 4, 32 + 12)
+    assert picture.size == (3 * 96 + 2 * 4, 96 + 12)  # 32x32 panels enlarged 3x
 
 
 def test_command_line_errors_are_one_line(tmp_path, capsys):

@@ -27,10 +27,14 @@ def overlay(image: Image.Image, labels: np.ndarray, colours: np.ndarray, alpha: 
 
 
 def comparison(image: Image.Image, truth: np.ndarray, prediction: np.ndarray, colours: np.ndarray,
-               gap: int = 4) -> Image.Image:
-    """[image | ground truth overlaid | prediction overlaid] with titles."""
+               gap: int = 4, min_width: int = 96) -> Image.Image:
+    """[image | ground truth overlaid | prediction overlaid] with titles; images narrower than min_width are
+    enlarged by a whole factor (nearest neighbour, so every label pixel stays a visible block)."""
     panels = [image.convert('RGB'), overlay(image, truth, colours), overlay(image, prediction, colours)]
-    W, H, title = image.width, image.height, 12
+    factor = -(-min_width // image.width)
+    if factor > 1:
+        panels = [p.resize((p.width * factor, p.height * factor), Image.NEAREST) for p in panels]
+    W, H, title = panels[0].width, panels[0].height, 12
     out = Image.new('RGB', (3 * W + 2 * gap, H + title), 'white')
     draw = ImageDraw.Draw(out)
     for i, (panel, name) in enumerate(zip(panels, ('image', 'ground truth', 'prediction'))):
