@@ -198,6 +198,15 @@ def test_torch_compile_has_no_graph_break():
     assert explanation.graph_break_count == 0, explanation.break_reasons
     compiled = torch.compile(model, backend='eager', fullgraph=True)
     torch.testing.assert_close(compiled(x), model(x))
+    # training: the folded decoder's hand-written backward is traced too
+    model.train()
+    compiled = torch.compile(model, backend='aot_eager', fullgraph=True)
+    compiled(x).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model(x).sum().backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, msg=n)
 
 
 def test_macs_match_table1_for_the_literal_decoder_and_deit_for_the_folded_one():
