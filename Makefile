@@ -20,7 +20,7 @@ test: venv
 	$(PY) -m pytest -q tests
 
 demo: venv
-	$(PY) benchmarks/model_cost.py --models small --precisions fp32
+	$(PY) -m editvit demo --output runs/demo $(if $(DATA),--data-dir $(DATA))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,85 @@
+"""The issue-6 suite: every way to treat [CLS] at one width, depth and training budget, several seeds, on CIFAR-10
+and Fashion-MNIST subsets; one JSON line per finished run (benchmarks/results/suite.jsonl).
+
+    EDITVIT_DATA=~/data nice -n 5 .venv/bin/python benchmarks/suite.py --datasets cifar10 --models edit deit3 \
+        --seeds 0 1 2
+    .venv/bin/python benchmarks/plot_suite.py      # table, EDIT-vs-DeiT3 comparison, plot
+
+Runs already in the results file (same model, data set, budget, seed and subset) are skipped, so the command can be
+repeated after an interruption, or with more seeds or models. Data: $EDITVIT_DATA/<dataset> or --data-dir-*.
+Variants: editvit/experiments/variants.py.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from editvit.experiments import VARIANTS, Budget, append_row, make_subset, read_rows, run_experiment
+
+RESULTS = Path(__file__).parent / 'results' / 'suite.jsonl'
+DATASETS = ('cifar10', 'fashion-mnist')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    b = Budget()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--datasets', nargs='+', choices=DATASETS + ('synthetic',), default=list(DATASETS))
+    p.add_argument('--models', nargs='+', choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    p.add_argument('--train-per-class', type=int, default=400, help='training images per class (default: 400)')
+    p.add_argument('--test-per-class', type=int, default=100, help='test images per class (default: 100)')
+    for name in ('embed_dim', 'depth', 'num_heads', 'patch_size', 'epochs', 'batch_size', 'analysis_images'):
+        p.add_argument('--' + name.replace('_', '-'), type=int, default=getattr(b, name))
+    p.add_argument('--warmup-epochs', type=float, default=b.warmup_epochs)
+    p.add_argument('--lr', type=float, default=b.lr)
+    p.add_argument('--data-dir-cifar10', help='CIFAR-10 folder (default: $EDITVIT_DATA/cifar10)')
+    p.add_argument('--data-dir-fashion-mnist', help='Fashion-MNIST folder (default: $EDITVIT_DATA/fashion-mnist)')
+    p.add_argument('--results', type=Path, default=RESULTS, help=f'JSON-lines file (default: {RESULTS})')
+    p.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s, which follows OMP_NUM_THREADS); '
+                                              'on a shared CPU use 1: more threads than idle cores spin-wait')
+    p.add_argument('--work', type=Path, default=Path('runs/suite'), help='subsets and run folders (default: '
+                                                                         'runs/suite)')
+    return p.parse_args(argv)
+
+
+def budget_from(args: argparse.Namespace) -> Budget:
+    return Budget(embed_dim=args.embed_dim, depth=args.depth, num_heads=args.num_heads, patch_size=args.patch_size,
+                  epochs=args.epochs, warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, lr=args.lr,
+                  analysis_images=args.analysis_images)
+
+
+def run_key(row) -> tuple:
+    return row['model'], row['dataset'], row['budget'], row['seed'], row['train_images'], row['test_images']
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    budget = budget_from(args)
+    done = {run_key(r) for r in read_rows(args.results)}
+    for dataset in args.datasets:
+        data_dir = getattr(args, 'data_dir_' + dataset.replace('-', '_'), None)
+        subset = make_subset(dataset, data_dir, args.work / 'data' / f'{dataset}-{args.train_per_class}-'
+                                                                     f'{args.test_per_class}',
+                             args.train_per_class, args.test_per_class, synthetic_samples=args.train_per_class * 10)
+        n_train, n_test = (args.train_per_class * len(subset.classes), args.test_per_class * len(subset.classes))
+        for model in args.models:
+            for seed in args.seeds:
+                if (model, dataset, budget.tag(), seed, n_train, n_test) in done:
+                    print(f'skip {model} {dataset} {budget.tag()} seed {seed}: in {args.results}', flush=True)
+                    continue
+                start = time.perf_counter()
+                out = args.work / dataset / f'{budget.tag()}-n{args.train_per_class}' / f'{model}-s{seed}'
+                result = run_experiment(model, subset, seed, budget, out)
+                append_row(args.results, result.row)
+                sink = result.row['sink'] or {}
+                print(f'{model} {dataset} seed {seed}: top-1 {result.row["top1"]:.2f} | max-token ratio '
+                      f'{sink.get("mean_max_token_ratio")} | {time.perf_counter() - start:.0f}s', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

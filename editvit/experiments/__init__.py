@@ -1,0 +1,21 @@
+"""Small-scale reproductions of the paper's claims (issue 6): model variants at equal size, balanced data subsets,
+one training + sink-analysis run as one JSON row, aggregation over seeds, plots, and the `editvit demo`.
+
+    from editvit.experiments import Budget, make_subset, run_experiment, append_row, aggregate
+    subset = make_subset('cifar10', '~/data/cifar10', 'work/cifar10-500', train_per_class=500, test_per_class=100)
+    result = run_experiment('edit', subset, seed=0, budget=Budget(epochs=2), output='runs/edit-s0')
+    append_row('results.jsonl', result.row)
+"""
+from .aggregate import aggregate, compare, format_table
+from .budget import Budget
+from .data import MissingDataError, locate_data
+from .demo import DEMO_BUDGET, run_demo
+from .machine import describe_machine, idle_cores
+from .results import append_row, read_rows
+from .run import RunResult, run_experiment
+from .subset import Subset, make_subset
+from .variants import VARIANTS, variant_model
+
+__all__ = ['Budget', 'DEMO_BUDGET', 'MissingDataError', 'RunResult', 'Subset', 'VARIANTS', 'aggregate',
+           'append_row', 'compare', 'describe_machine', 'format_table', 'idle_cores', 'locate_data', 'make_subset',
+           'read_rows', 'run_demo', 'run_experiment', 'variant_model']

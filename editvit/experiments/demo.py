@@ -1,0 +1,152 @@
+"""`editvit demo` / `make demo`: a small EDIT and a DeiT3 of the same width and depth trained on a CIFAR-10 subset,
+evaluated, their attention sinks measured and their sequential maps drawn on test images, in one report folder.
+
+    OUT/README.md              the table and what it says
+    OUT/results.jsonl          one result row per model (the suite's format)
+    OUT/training.png           test top-1 and training loss per epoch
+    OUT/analysis/              metrics.json / metrics.csv, attention_sink.png (Fig. 1a), attention_blocks.png
+                               (Fig. 1b), maps/<image>.png (Fig. 5) for both models on the same test images
+    OUT/runs/<model>/          the engine's run folders (weights, summary.csv, log.txt)
+"""
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import torch
+
+from ..analysis import plot_blocks, plot_sequential_maps, plot_sink, write_metrics
+from .aggregate import aggregate, format_table
+from .budget import Budget
+from .data import locate_data
+from .machine import describe_machine, idle_cores
+from .plots import plot_training
+from .results import append_row
+from .run import RunResult, run_experiment
+from .subset import make_subset
+
+PathLike = Union[str, Path]
+# 2 x 25,000 training images (390 updates each) in fp32: ~8 minutes for both models on the 2-core AVX2 CPU at a load
+# of 5 (one torch thread, ~100 images/s); timings in the README
+DEMO_BUDGET = Budget(embed_dim=64, depth=4, num_heads=2, patch_size=4, epochs=5, warmup_epochs=0.5, batch_size=64,
+                     analysis_images=40)
+DEMO_TRAIN_PER_CLASS = 500
+DEMO_TEST_PER_CLASS = 100
+DEMO_MODELS = ('edit', 'deit3')
+
+
+@dataclass
+class DemoReport:
+    output: Path
+    results: List[RunResult]
+    summary: str
+    seconds: float
+
+
+def _summary(results: List[RunResult], seconds: float) -> str:
+    rows = {r.row['model']: r.row for r in results}
+    lines = [f'EDIT vs DeiT3 on {next(iter(rows.values()))["dataset"]} ({next(iter(rows.values()))["train_images"]} '
+             f'training images, one seed, {seconds / 60:.1f} min)']
+    for name, row in rows.items():
+        s = row['sink'] or {}
+        sink = f"[CLS] sink ratio {s['mean_sink_ratio']:.2f}, " if s.get('mean_sink_ratio') is not None else ''
+        entropy = (f", [CLS]-query entropy layer 1 -> {row['budget_config']['depth']}: "
+                   f"{s['cls_query_entropy_first']:.2f} -> {s['cls_query_entropy_last']:.2f}"
+                   if s.get('cls_query_entropy_first') is not None else '')
+        lines.append(f"  {name:6s} top-1 {row['top1']:.2f}%  top-5 {row['top5']:.2f}%  {row['params'] / 1e3:.0f}k "
+                     f"params  {row['images_per_sec']:.0f} img/s | {sink}most-attended token / other "
+                     f"{s.get('mean_max_token_ratio', float('nan')):.2f}, sink rate "
+                     f"{s.get('sink_rate', float('nan')):.2f}{entropy}")
+    if 'edit' in rows and 'deit3' in rows:
+        diff = rows['edit']['top1'] - rows['deit3']['top1']
+        lines.append(f'  EDIT - DeiT3: {diff:+.2f} points top-1 from a single seed. The suite '
+                     f'(benchmarks/suite.py) measures the seed spread, which a difference must exceed to mean much.')
+    return '\n'.join(lines)
+
+
+def _readme(results: List[RunResult], summary: str, budget: Budget, seconds: float) -> str:
+    row = results[0].row
+    machine = row['machine']
+    return f"""# editvit demo: EDIT vs DeiT3 on a CIFAR-10 subset
+
+```
+{summary}
+```
+
+{format_table(aggregate(r.row for r in results))}
+Budget `{budget.tag()}`: width {budget.embed_dim}, depth {budget.depth}, {budget.num_heads} heads, patch
+{budget.patch_size} ({(row['model_kwargs']['img_size'] // budget.patch_size) ** 2} patch tokens), {budget.epochs}
+epochs over {row['train_images']} training images, tested on {row['test_images']} test images, fp32. Sink metrics on
+{results[0].analysis.metrics['num_images'] if results[0].analysis else 0} test images (definitions:
+editvit/analysis/metrics.py). Machine: {machine['cpu']} ({', '.join(machine['cpu_flags']) or 'no AVX2'}),
+{machine['cores']} cores, load {machine['load_1min']}; GPU: {machine['gpu'] or 'none'}. Took {seconds / 60:.1f} min.
+
+- `training.png`: test top-1 and training loss per epoch.
+- `analysis/attention_sink.png`: attention to [CLS] vs to the other tokens per layer (paper Fig. 1a).
+- `analysis/attention_blocks.png`: the top-left block of every layer's attention (Fig. 1b).
+- `analysis/maps/*.png`: the sequential attention maps of test images, layer by layer (Fig. 5).
+- `analysis/metrics.json`, `metrics.csv`: every number behind the pictures, per layer and head.
+- `results.jsonl`: the result rows (the suite's format).
+
+A demo, not a result: one seed and a few minutes of training. For error bars see benchmarks/SUITE.md.
+"""
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
+
+
+def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None, budget: Budget = DEMO_BUDGET,
+             train_per_class: int = DEMO_TRAIN_PER_CLASS, test_per_class: int = DEMO_TEST_PER_CLASS,
+             dataset: str = 'cifar10', download_root: Optional[PathLike] = None, seed: int = 0, maps: int = 4,
+             threads: Optional[int] = None, log: Callable[[str], None] = print) -> DemoReport:
+    """Train EDIT and DeiT3 at budget on a subset, evaluate, analyse and write the report folder output.
+
+    Args:
+        output: Report folder (replaced, except its data/ cache of subsets).
+        data_dir: CIFAR-10 folder; None: $EDITVIT_DATA/cifar10, else torchvision's download (see `locate_data`).
+        dataset: 'cifar10', or 'synthetic' (no data needed; for tests).
+        maps: Test images to draw the sequential maps of.
+        threads: torch CPU threads (None: the idle cores, see `idle_cores`).
+    """
+    start = time.perf_counter()
+    out = Path(output)
+    root = locate_data(data_dir, download_root) if dataset != 'synthetic' else None
+    for stale in ('runs', 'analysis', 'results.jsonl', 'README.md', 'training.png'):
+        path = out / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    log(f'data: {root or dataset}; writing the {train_per_class} + {test_per_class} images per class subset')
+    subset = make_subset(dataset, root, out / 'data' / f'{dataset}-{train_per_class}-{test_per_class}',
+                         train_per_class, test_per_class, synthetic_samples=train_per_class * 10)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or idle_cores())
+    try:
+        log(f'machine: {describe_machine()}')
+        results = []
+        for variant in DEMO_MODELS:
+            log(f'training {variant} ({budget.tag()}) ...')
+            result = run_experiment(variant, subset, seed, budget, out / 'runs' / variant)
+            append_row(out / 'results.jsonl', result.row)
+            log(f'  {variant}: top-1 {result.row["top1"]:.2f}% in {result.row["train_seconds"]:.0f}s')
+            results.append(result)
+        analyses = [r.analysis for r in results]
+        write_metrics([a.metrics for a in analyses], out / 'analysis')
+        plot_sink(analyses, out / 'analysis' / 'attention_sink.png')
+        plot_blocks(analyses, out / 'analysis' / 'attention_blocks.png')
+        per_class = max(1, budget.analysis_images // len(subset.classes))
+        for i in range(0, min(maps * per_class, len(analyses[0].image_names)), per_class):  # one image per class
+            name = f'{subset.classes[i // per_class]}_{analyses[0].image_names[i]}'
+            plot_sequential_maps(analyses, i, out / 'analysis' / 'maps' / f'{_file_name(name)}.png')
+        runs: Dict[str, Path] = {r.row['model']: r.run_dir for r in results}
+        plot_training(runs, out / 'training.png')
+        seconds = time.perf_counter() - start
+        summary = _summary(results, seconds)
+        (out / 'README.md').write_text(_readme(results, summary, budget, seconds))
+    finally:
+        torch.set_num_threads(previous_threads)
+    return DemoReport(out, results, summary, seconds)

@@ -1,0 +1,72 @@
+"""The suite's and the demo's pictures: top-1 per model over seeds, sink metric per model, training curves.
+
+Built with `matplotlib.figure.Figure` (no pyplot, no global backend state), as editvit.analysis.plots does."""
+import csv
+from pathlib import Path
+from typing import Any, Dict, Mapping, Sequence, Union
+
+from matplotlib.figure import Figure
+
+PathLike = Union[str, Path]
+DPI = 100
+
+
+def _save(fig: Figure, path: PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def plot_accuracy(rows: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
+    """Per data set (one panel each): top-1 mean ± std per model as bars, each seed as a dot; and beside it the
+    largest-attended-token ratio (1 = no sink) per model."""
+    datasets = sorted({e['dataset'] for e in entries})
+    fig = Figure(figsize=(11, 3.6 * len(datasets)), layout='constrained')
+    axes = fig.subplots(len(datasets), 2, squeeze=False)
+    for (ax_acc, ax_sink), dataset in zip(axes, datasets):
+        mine = sorted((e for e in entries if e['dataset'] == dataset), key=lambda e: -e['top1_mean'])
+        names = [e['model'] for e in mine]
+        ax_acc.bar(range(len(mine)), [e['top1_mean'] for e in mine], yerr=[e['top1_std'] or 0 for e in mine],
+                   color='#8fb3d9', capsize=4)
+        for i, e in enumerate(mine):
+            seeds = [r['top1'] for r in rows if r['dataset'] == dataset and r['model'] == e['model']
+                     and r['budget'] == e['budget']]
+            ax_acc.plot([i] * len(seeds), seeds, 'k.', ms=5)
+        low = min(r['top1'] for r in rows if r['dataset'] == dataset)
+        ax_acc.set_ylim(max(0, low - 5), None)
+        ax_acc.set_xticks(range(len(mine)), names, rotation=30, ha='right')
+        ax_acc.set_ylabel('test top-1 (%)')
+        ax_acc.set_title(f'{dataset}: mean ± std over seeds (dots: seeds)')
+        ratios = [e['mean_max_token_ratio'] for e in mine]
+        ax_sink.bar(range(len(mine)), [r if r is not None else 0 for r in ratios], color='#d99a8f')
+        ax_sink.axhline(1.0, color='k', lw=0.8, ls='--')
+        ax_sink.set_xticks(range(len(mine)), [n + ('' if r is not None else '\n(n/a)') for n, r in zip(names, ratios)],
+                           rotation=30, ha='right')
+        ax_sink.set_ylabel('most-attended token / mean other')
+        ax_sink.set_title(f'{dataset}: attention concentration (1 = uniform)')
+    return _save(fig, path)
+
+
+def read_history(run_dir: PathLike) -> Dict[str, list]:
+    """The engine's summary.csv of a run as columns of floats."""
+    with open(Path(run_dir) / 'summary.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows] for k in rows[0]} if rows else {}
+
+
+def plot_training(runs: Mapping[str, PathLike], path: PathLike) -> Path:
+    """Test top-1 and training loss per epoch of each named run folder."""
+    fig = Figure(figsize=(9, 3.4), layout='constrained')
+    ax_acc, ax_loss = fig.subplots(1, 2)
+    for name, run_dir in runs.items():
+        h = read_history(run_dir)
+        epochs = [e + 1 for e in h['epoch']]
+        ax_acc.plot(epochs, h['val_top1'], 'o-', label=name)
+        ax_loss.plot(epochs, h['train_loss'], 'o-', label=name)
+    ax_acc.xaxis.get_major_locator().set_params(integer=True)
+    ax_loss.xaxis.get_major_locator().set_params(integer=True)
+    ax_acc.set(xlabel='epoch', ylabel='test top-1 (%)', title='accuracy')
+    ax_loss.set(xlabel='epoch', ylabel='training loss', title='loss')
+    ax_acc.legend()
+    return _save(fig, path)

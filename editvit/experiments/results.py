@@ -1,0 +1,35 @@
+"""Result rows as JSON lines: one line per finished run, appended as soon as it finishes, so a killed suite keeps
+every run it completed."""
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Union
+
+PathLike = Union[str, Path]
+
+
+def append_row(path: PathLike, row: Mapping[str, Any]) -> None:
+    """Append row as one JSON line (written and flushed in one call, so a kill leaves whole lines)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(row, sort_keys=False) + '\n'
+    with open(path, 'a') as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_rows(path: PathLike) -> List[Dict[str, Any]]:
+    """Every row of a JSON-lines file (none if it does not exist); a malformed line is an error naming its number."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f'{str(path)!r} line {number} is not JSON: {e}') from e
+    return rows

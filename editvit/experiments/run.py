@@ -1,0 +1,106 @@
+"""One run of the suite: train a variant on a subset with the engine, measure its attention sink on test images,
+and return everything as one result row."""
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+from ..analysis import ModelAnalysis, UnsupportedModelError, analyze_model, create_model, load_images
+from ..macs import count_macs
+from ..train import from_dict, train
+from ..train.config import TrainConfig, read_yaml
+from .budget import Budget
+from .machine import describe_machine
+from .subset import Subset
+from .variants import variant_model
+
+PathLike = Union[str, Path]
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+# the recipe of each data set: its CPU config (augmentation, optimiser, fp32); model, size and schedule come from
+# the Budget. Synthetic images are coloured like CIFAR.
+RECIPES = {'cifar10': 'cifar10_cpu.yaml', 'fashion-mnist': 'fashion_mnist_cpu.yaml', 'synthetic': 'cifar10_cpu.yaml'}
+SINK_SUMMARY_KEYS = ('mean_sink_ratio', 'min_sink_ratio', 'mean_max_token_ratio', 'max_token_attention', 'sink_rate',
+                     'mean_entropy', 'mean_high_norm_fraction', 'cls_query_entropy_first', 'cls_query_entropy_last',
+                     'cls_query_entropy_slope', 'mean_cls_query_to_cls')
+
+
+@dataclass
+class RunResult:
+    """row: the JSON result row; analysis: the sink analysis (None where the model's attention cannot be read);
+    run_dir: the engine's run folder (model.safetensors, summary.csv, log.txt, ...)."""
+    row: Dict[str, Any]
+    analysis: Optional[ModelAnalysis]
+    run_dir: Path
+
+
+def recipe_path(dataset: str) -> Path:
+    if dataset not in RECIPES:
+        raise ValueError(f'no recipe for data set {dataset!r}; known: {", ".join(RECIPES)}')
+    path = CONFIGS / RECIPES[dataset]
+    if not path.is_file():
+        raise FileNotFoundError(f'recipe {str(path)!r} not found: run from an editvit checkout (pip install -e .)')
+    return path
+
+
+def train_config(variant: str, subset: Subset, seed: int, budget: Budget, output: PathLike,
+                 finetune: Optional[PathLike] = None, num_workers: int = 0) -> TrainConfig:
+    """The engine config of a run: the data set's recipe with the variant, size and schedule of the budget.
+
+    The recipe's model_kwargs are replaced, not merged: variants take different arguments (PSViT has no `depth`)."""
+    name, kwargs = variant_model(variant, budget, subset.image_size)
+    values = dict(read_yaml(recipe_path(subset.dataset)), model=name, model_kwargs=kwargs, dataset='imagefolder',
+                  data_dir=str(subset.root), epochs=budget.epochs, warmup_epochs=budget.warmup_epochs,
+                  batch_size=budget.batch_size, lr=budget.lr, seed=seed, output=str(output),
+                  finetune=str(finetune) if finetune else None, num_workers=num_workers, checkpoint_every=0,
+                  progress=False)
+    return from_dict(TrainConfig, values, source=f'{variant} on {subset.dataset}')
+
+
+def sink_analysis(name: str, model_kwargs: Dict[str, Any], weights: PathLike, num_classes: int, images: list,
+                  label: str) -> Optional[ModelAnalysis]:
+    """The attention-sink analysis of trained weights, or None for a model whose attention it cannot read."""
+    model = create_model(name, weights, num_classes=num_classes, **model_kwargs)
+    try:
+        return analyze_model(model, images, name=label)
+    except UnsupportedModelError:
+        return None
+
+
+def run_experiment(variant: str, subset: Subset, seed: int, budget: Budget, output: PathLike,
+                   finetune: Optional[PathLike] = None, num_workers: int = 0) -> RunResult:
+    """Train variant on subset (fresh: an unfinished earlier run in output is removed), then measure it.
+
+    The row holds: model, timm_model, model_kwargs, dataset, budget (tag) and budget_config, seed, epochs,
+    train_images, test_images, top1, top5, best_top1 (test split of the subset, last and best epoch), params, macs,
+    train_seconds, images_per_sec (training, last epoch), sink (the analysis summary on about budget.analysis_images
+    test images, the same number per class; or None, with sink_note), finetune, machine, finished (UTC time).
+    """
+    out = Path(output)
+    if out.exists():
+        shutil.rmtree(out)
+    cfg = train_config(variant, subset, seed, budget, out, finetune, num_workers)
+    machine = describe_machine()
+    start = time.perf_counter()
+    metrics = train(cfg)
+    train_seconds = time.perf_counter() - start
+    per_class = max(1, budget.analysis_images // len(subset.classes))
+    images = load_images(subset.test_images(per_class))
+    analysis = sink_analysis(cfg.model, cfg.model_kwargs, out / 'model.safetensors', len(subset.classes), images,
+                             variant)
+    model = create_model(cfg.model, num_classes=len(subset.classes), **cfg.model_kwargs)
+    row = dict(
+        model=variant, timm_model=cfg.model, model_kwargs=cfg.model_kwargs, dataset=subset.dataset,
+        budget=budget.tag(), budget_config=budget.to_dict(), seed=seed, epochs=cfg.epochs,
+        train_images=subset.train_per_class * len(subset.classes),
+        test_images=subset.test_per_class * len(subset.classes),
+        top1=metrics['val_top1'], top5=metrics['val_top5'], best_top1=metrics['best_val_top1'],
+        params=metrics['num_params'], macs=count_macs(model, (3, subset.image_size, subset.image_size)),
+        train_seconds=round(train_seconds, 1), images_per_sec=metrics['images_per_sec'],
+        sink={k: analysis.metrics['summary'].get(k) for k in SINK_SUMMARY_KEYS} if analysis else None,
+        sink_note=None if analysis else f'the analysis cannot read the attention of {cfg.model}',
+        finetune=str(finetune) if finetune else None,
+        machine=dict(machine, load_1min_end=describe_machine()['load_1min']),
+        finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+    return RunResult(row, analysis, out)

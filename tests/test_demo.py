@@ -1,0 +1,69 @@
+"""`editvit demo`: where its data comes from, and the report folder it writes (synthetic images, tiny models)."""
+import json
+import urllib.error
+
+import pytest
+
+from editvit.cli import main
+from editvit.experiments import Budget, MissingDataError, locate_data, read_rows, run_demo
+from editvit.experiments import data as demo_data
+
+TINY = Budget(embed_dim=32, depth=3, num_heads=2, patch_size=8, epochs=2, warmup_epochs=0.2, batch_size=16,
+              analysis_images=10)
+
+
+def test_demo_writes_table_plots_analysis_and_rows(tmp_path):
+    report = run_demo(tmp_path / 'demo', dataset='synthetic', budget=TINY, train_per_class=4, test_per_class=2,
+                      maps=2, log=lambda line: None)
+    out = tmp_path / 'demo'
+    rows = read_rows(out / 'results.jsonl')
+    assert [r['model'] for r in rows] == ['edit', 'deit3']
+    assert rows[0]['params'] > 0 and rows[0]['budget'] == rows[1]['budget'] == 'd32-l3-h2-p8-e2'
+    assert rows[0]['model_kwargs']['depth'] == rows[1]['model_kwargs']['depth'] == 3  # same depth and width
+    assert rows[0]['model_kwargs']['embed_dim'] == rows[1]['model_kwargs']['embed_dim'] == 32
+    assert rows[1]['sink']['mean_sink_ratio'] > 0 and rows[0]['sink'].get('mean_sink_ratio') is None  # EDIT: no
+    # [CLS] key in its encoder
+    metrics = json.loads((out / 'analysis' / 'metrics.json').read_text())
+    assert metrics['model'] == 'edit' and metrics['compare']['model'] == 'deit3' and metrics['num_images'] == 10
+    for name in ('training.png', 'analysis/attention_sink.png', 'analysis/attention_blocks.png',
+                 'analysis/metrics.csv'):
+        assert (out / name).stat().st_size > 500, name
+    assert len(list((out / 'analysis' / 'maps').glob('*.png'))) == 2
+    readme = (out / 'README.md').read_text()
+    assert '| synthetic | d32-l3-h2-p8-e2 | edit | 1 |' in readme and report.summary in readme
+    assert f"top-1 {rows[0]['top1']:.2f}%" in report.summary and 'EDIT - DeiT3' in report.summary
+    assert (out / 'runs' / 'edit' / 'model.safetensors').is_file()
+    run_demo(out, dataset='synthetic', budget=TINY, train_per_class=4, test_per_class=2, maps=1,
+             log=lambda line: None)
+    assert len(read_rows(out / 'results.jsonl')) == 2  # a second demo replaces the first's report
+    assert len(list((out / 'analysis' / 'maps').glob('*.png'))) == 1
+
+
+def test_data_from_argument_then_environment(tmp_path, monkeypatch):
+    (tmp_path / 'cifar10').mkdir()
+    assert locate_data(tmp_path / 'cifar10') == tmp_path / 'cifar10'
+    monkeypatch.setenv('EDITVIT_DATA', str(tmp_path))
+    assert locate_data() == tmp_path / 'cifar10'
+    with pytest.raises(MissingDataError, match='does not exist') as e:
+        locate_data(tmp_path / 'nowhere')
+    assert '--data-dir' in str(e.value) and 'EDITVIT_DATA' in str(e.value)
+
+
+def test_no_data_and_no_internet_names_both_options(tmp_path, monkeypatch):
+    monkeypatch.delenv('EDITVIT_DATA', raising=False)
+
+    def offline(root):
+        raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
+    monkeypatch.setattr(demo_data, '_download_cifar10', offline)
+    with pytest.raises(MissingDataError) as e:
+        locate_data(download_root=tmp_path / 'cache')
+    message = str(e.value)
+    assert 'EDITVIT_DATA is not set' in message and 'download' in message and 'name resolution' in message
+    assert '--data-dir DIR' in message and 'make demo DATA=DIR' in message and 'internet' in message
+
+
+def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys):
+    assert main(['demo', '--data-dir', str(tmp_path / 'nowhere'), '--output', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('editvit demo: error: data directory') and 'EDITVIT_DATA' in err
+    assert 'Traceback' not in err
