@@ -1,7 +1,7 @@
 """EDIT vs DeiT3 as Segmenter backbones (paper Table 5, scaled down to a CPU): the synthetic segmentation set,
 backbones of the same size trained from scratch with the same budget, several seeds; single- and multi-scale mIoU.
 
-    .venv/bin/python benchmarks/segmentation.py [--seeds 0 1 2] [--epochs 8] [--samples 512] [--threads 2]
+    .venv/bin/python benchmarks/segmentation.py [--seeds 0 1 2] [--epochs 8] [--samples 512] [--threads 1]
 
 Each run is `editvit segment train --config configs/segmenter_synthetic_cpu.yaml --model BACKBONE ...` followed by
 `editvit segment eval --multi-scale` on the same weights. One JSON line per run is appended to
@@ -52,10 +52,10 @@ def main() -> None:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--epochs', type=int, default=8)
     parser.add_argument('--samples', type=int, default=512, help='training images of the synthetic set')
-    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--threads', type=int, default=1, help='torch threads (1: fastest for these tiny models '
+                        'on a shared CPU)')
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:

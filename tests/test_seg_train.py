@@ -13,6 +13,16 @@ from editvit.segmentation import trainer as seg_trainer
 TINY = dict(patch_size=4, embed_dim=32, depth=2, num_heads=2)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread; on a shared 2-core CPU, intra-op threads waiting on each other made
+    these tests 20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _config(output, **kwargs):
     args = dict(model='edit_tiny_patch16_224', model_kwargs=TINY, dataset='synthetic', num_classes=3,
                 synthetic_samples=64, synthetic_image_size=32, crop_size=32, scale_long=128, scale_short=32,
@@ -43,12 +53,12 @@ def test_poly_learning_rate_decays_per_update_to_min_lr():
 
 def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
     reference = tmp_path / 'reference'
-    train_segmentation(_config(reference, checkpoint_every=3))
+    train_segmentation(_config(reference, synthetic_samples=48, checkpoint_every=2))  # 6 updates an epoch
 
     saves = {'n': 0}
     save = seg_trainer.save_checkpoint
 
-    def save_then_die(path, state):  # the run is killed just after its second checkpoint (update 6 of 8)
+    def save_then_die(path, state):  # the run is killed just after its second checkpoint (update 4, mid epoch 0)
         save(path, state)
         saves['n'] += 1
         if saves['n'] == 2:
@@ -57,10 +67,10 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(seg_trainer, 'save_checkpoint', save_then_die)
     run = tmp_path / 'interrupted'
     with pytest.raises(KeyboardInterrupt):
-        train_segmentation(_config(run, checkpoint_every=3))
+        train_segmentation(_config(run, synthetic_samples=48, checkpoint_every=2))
     monkeypatch.setattr(seg_trainer, 'save_checkpoint', save)
-    assert torch.load(run / 'checkpoint-last.pth', weights_only=True)['updates'] == 6
-    metrics = train_segmentation(_config(run, checkpoint_every=3, resume=True))
+    assert torch.load(run / 'checkpoint-last.pth', weights_only=True)['updates'] == 4
+    metrics = train_segmentation(_config(run, synthetic_samples=48, checkpoint_every=2, resume=True))
     a, b = load_file(reference / 'model.safetensors'), load_file(run / 'model.safetensors')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert metrics['val_mIoU'] == json.loads((reference / 'metrics.json').read_text())['val_mIoU']
