@@ -59,6 +59,10 @@ def test_mask_folder_layout_with_class_names(tmp_path):
         create_segmentation_dataset('maskfolder', str(tmp_path), 'train')
     with pytest.raises(DataError, match='lacks images/val/ or masks/val/'):
         create_segmentation_dataset('maskfolder', str(tmp_path), 'val')
+    labels[0, 1] = 2  # only classes 0 and 1 are named
+    _write_pair(tmp_path / 'images' / 'val', tmp_path / 'masks' / 'val', 'c', labels)
+    with pytest.raises(DataError, match=r"c.png' holds labels \[2\] outside 0..1 \(and 255"):
+        create_segmentation_dataset('maskfolder', str(tmp_path), 'val')[0]
 
 
 def test_synthetic_set_is_deterministic_and_labels_its_objects():

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from ..data.errors import DataError
 from ..data.folder import load_rgb
+from .metrics import IGNORE_INDEX
 
 LAYOUT = 'ROOT/classes.txt, ROOT/images/{train,val}/NAME.jpg and ROOT/masks/{train,val}/NAME.png'
 _IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
@@ -66,6 +67,10 @@ class MaskPairDataset(Dataset):
         image, mask = load_rgb(image_path), load_mask(mask_path)
         if self.label_map is not None:
             mask = self.label_map(mask)
+        outside = (mask != IGNORE_INDEX) & (mask >= len(self.classes))
+        if outside.any():
+            raise DataError(f'mask {mask_path!r} holds labels {sorted(set(mask[outside].tolist()))} outside '
+                            f'0..{len(self.classes) - 1} (and {IGNORE_INDEX} for ignored pixels)')
         if mask.shape != (image.height, image.width):
             raise DataError(f'mask {mask_path!r} is {mask.shape[1]}x{mask.shape[0]}, its image '
                             f'{image.width}x{image.height}')
