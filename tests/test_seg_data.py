@@ -151,3 +151,47 @@ def test_comparison_picture_shows_truth_and_prediction_in_class_colours():
     assert picture.shape == (12 + 8, 3 * 8 + 2 * 2, 3)
     assert np.array_equal(picture[12 + 3, 8 + 2 + 3], over[1, 1])
     assert np.array_equal(picture[12 + 3, 2 * (8 + 2) + 3], (colours[1] * 0.5).astype(np.uint8))
+
+
+class _Items(torch.utils.data.Dataset):
+    """Two classification 'items': a bright 10x10 square (class 0) or bar (class 1) on black, as Fashion-MNIST."""
+    classes = ['square', 'bar']
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        x = np.zeros((20, 20), np.uint8)
+        if i == 0:
+            x[5:15, 5:15] = 255
+        else:
+            x[:, 8:12] = 255
+        return Image.fromarray(x).convert('RGB'), i
+
+
+def test_pasted_objects_take_their_pixel_masks_and_class_plus_one():
+    from editvit.segmentation import PastedObjects
+    data = PastedObjects(_Items(), 16, 40, seed=1, max_objects=1, scale=(0.5, 0.5), noise=0.)
+    assert data.classes == ['background', 'square', 'bar']
+    for i in range(16):
+        image, labels = data[i]
+        present = set(np.unique(labels)) - {0}
+        assert len(present) == 1
+        area = (labels > 0).sum()
+        # a 20-pixel object: the square covers its middle half (about 100 pixels), the bar a fifth (about 80)
+        assert (90 <= area <= 110) if present == {1} else (70 <= area <= 90)
+    again = PastedObjects(_Items(), 16, 40, seed=1, max_objects=1, scale=(0.5, 0.5), noise=0.)
+    assert np.array_equal(np.asarray(again[3][0]), np.asarray(data[3][0]))
+
+
+def test_pasted_set_from_an_image_folder_pastes_whole_squares(tmp_path):
+    for split in ('train', 'val'):
+        for name, colour in (('cat', 200), ('dog', 90)):
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new('RGB', (8, 8), (colour,) * 3).save(tmp_path / split / name / 'a.png')
+    data = create_segmentation_dataset('pasted', str(tmp_path), 'val', image_size=32, synthetic_samples=40,
+                                       objects_dataset='imagefolder')
+    assert len(data) == 10 and data.classes == ['background', 'cat', 'dog']
+    _, labels = data[0]
+    ys, xs = np.nonzero(labels == labels.max())
+    assert labels.max() in (1, 2) and (ys.max() - ys.min() + 1) >= 14  # at least one 0.45 x 32 square

@@ -15,12 +15,13 @@ from .mask_transformer import LinearDecoder, MaskTransformer
 from .metrics import IGNORE_INDEX, IoUAccumulator, iou_table, segmentation_metrics
 from .pictures import comparison, overlay, save_predictions
 from .segmenter import DECODERS, Segmenter, create_segmenter
+from .pasted import PastedObjects
 from .synthetic import SyntheticSegmentation
 from .trainer import seg_config_for_resume, train_segmentation
 from .transforms import SegmentationEvalTransform, SegmentationTrainTransform
 
 __all__ = ['DECODERS', 'IGNORE_INDEX', 'IoUAccumulator', 'LinearDecoder', 'MULTI_SCALE_RATIOS', 'MaskTransformer',
-           'SEG_DATASETS', 'SegEvalConfig', 'SegTrainConfig', 'Segmenter', 'SegmentationCrossEntropy',
+           'PastedObjects', 'SEG_DATASETS', 'SegEvalConfig', 'SegTrainConfig', 'Segmenter', 'SegmentationCrossEntropy',
            'SegmentationEvalTransform', 'SegmentationTrainTransform', 'SyntheticSegmentation', 'comparison',
            'create_segmentation_dataset', 'create_segmentation_loader', 'create_segmenter', 'evaluate_checkpoint',
            'evaluate_segmentation', 'iou_table', 'overlay', 'save_predictions', 'segment', 'segmentation_metrics',

@@ -6,7 +6,8 @@ from typing import Any, Dict, Literal, Optional
 
 from ..train.config import Amp, ConfigError, Device, _help
 
-SegDataset = Literal['ade20k', 'maskfolder', 'synthetic']
+SegDataset = Literal['ade20k', 'maskfolder', 'synthetic', 'pasted']
+ObjectDataset = Literal['fashion-mnist', 'cifar10', 'cifar100', 'imagefolder']
 Decoder = Literal['mask_transformer', 'linear']
 
 
@@ -29,8 +30,10 @@ class SegTrainConfig:
     # data
     dataset: Optional[SegDataset] = _help('data set', default=None)
     data_dir: Optional[str] = _help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
-    synthetic_samples: int = _help('training images of the synthetic set', default=256)
-    synthetic_image_size: int = _help('image size of the synthetic set', default=32)
+    synthetic_samples: int = _help('training images of the synthetic and pasted sets', default=256)
+    synthetic_image_size: int = _help('image size of the synthetic and pasted sets', default=32)
+    objects_dataset: ObjectDataset = _help("classification images the 'pasted' set pastes (data_dir is their "
+                                           "folder)", default='fashion-mnist')
     num_workers: int = _help('data loader worker processes per rank', default=2)
     # augmentation (mmseg's ADE20K pipeline)
     crop_size: int = _help('training crop = backbone input = sliding window', default=512)
@@ -96,8 +99,10 @@ class SegEvalConfig:
     dataset: Optional[SegDataset] = _help('data set', default=None)
     data_dir: Optional[str] = _help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
     split: Literal['train', 'val'] = _help('split to evaluate', default='val')
-    synthetic_samples: int = _help('training images of the synthetic set', default=256)
-    synthetic_image_size: int = _help('image size of the synthetic set', default=32)
+    synthetic_samples: int = _help('training images of the synthetic and pasted sets', default=256)
+    synthetic_image_size: int = _help('image size of the synthetic and pasted sets', default=32)
+    objects_dataset: ObjectDataset = _help("classification images the 'pasted' set pastes (data_dir is their "
+                                           "folder)", default='fashion-mnist')
     crop_size: int = _help('backbone input = sliding window', default=512)
     scale_long: int = _help('long side of the test scale', default=2048)
     scale_short: int = _help('short side of the test scale', default=512)

@@ -60,7 +60,8 @@ def evaluate_checkpoint(cfg: SegEvalConfig) -> Dict[str, Any]:
     try:
         data = create_segmentation_dataset(cfg.dataset, cfg.data_dir, cfg.split, seed=cfg.seed,
                                            num_classes=cfg.num_classes or 3, image_size=cfg.synthetic_image_size,
-                                           synthetic_samples=cfg.synthetic_samples)
+                                           synthetic_samples=cfg.synthetic_samples,
+                                           objects_dataset=cfg.objects_dataset)
         num_classes = cfg.num_classes or len(data.classes)
         if num_classes != len(data.classes):
             raise ConfigError(f'num_classes is {num_classes} but dataset {cfg.dataset!r} has {len(data.classes)}')

@@ -5,13 +5,19 @@ and stripe orientation; an image holds 1 to 3 objects (ellipses or rectangles of
 may occlude each other, plus pixel noise. The labels are the objects' pixel masks. Everything is drawn from
 (seed, split, index), so a set is the same on every machine.
 """
-from typing import Tuple
-
 import colorsys
+from typing import Tuple
 
 import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
+
+
+def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Smooth noise around a random grey: a coarse random 4x4 grid of offsets, upsampled. (size, size, 3) float."""
+    yy, xx = np.mgrid[0:size, 0:size] * 4 // size  # (S, S) cell indices
+    coarse = rng.uniform(-40, 40, (4, 4, 3))
+    return rng.uniform(70, 170) + coarse[yy, xx]  # (S, S, 3)
 
 
 class SyntheticSegmentation(Dataset):
@@ -48,10 +54,7 @@ class SyntheticSegmentation(Dataset):
         S = self.image_size
         rng = np.random.default_rng([self.seed, self.split_id, index])
         yy, xx = np.mgrid[0:S, 0:S].astype(np.float64) / S  # (S, S) each
-        # background: a coarse random grid upsampled (smooth noise) around a random grey
-        coarse = rng.uniform(-40, 40, (4, 4, 3))
-        cells = np.minimum((np.stack([yy, xx], -1) * 4).astype(int), 3)  # (S, S, 2)
-        image = rng.uniform(70, 170) + coarse[cells[..., 0], cells[..., 1]]  # (S, S, 3)
+        image = textured_background(rng, S)  # (S, S, 3)
         labels = np.zeros((S, S), dtype=np.uint8)
         for _ in range(rng.integers(1, 4)):
             k = int(rng.integers(1, len(self.classes)))

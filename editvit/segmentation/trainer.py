@@ -71,7 +71,7 @@ def _train(cfg: SegTrainConfig, env: D.DistEnv) -> Dict[str, Any]:
 
     seed_everything(cfg.seed)  # identical initial weights on every rank
     data_kwargs = dict(seed=cfg.seed, num_classes=cfg.num_classes or 3, image_size=cfg.synthetic_image_size,
-                       synthetic_samples=cfg.synthetic_samples)
+                       synthetic_samples=cfg.synthetic_samples, objects_dataset=cfg.objects_dataset)
     train_set = create_segmentation_dataset(cfg.dataset, cfg.data_dir, 'train', **data_kwargs)
     val_set = create_segmentation_dataset(cfg.dataset, cfg.data_dir, 'val', **data_kwargs)
     num_classes = len(train_set.classes)
