@@ -105,3 +105,24 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     assert main(['segment', 'eval', '--model', 'edit_tiny_patch16_224', '--dataset', 'ade20k', '--checkpoint',
                  str(tmp_path / 'none.safetensors'), '--data-dir', str(tmp_path)]) == 2
     assert 'not an ADE20K release' in capsys.readouterr().err
+
+
+def test_eval_on_ade20k_layout_with_images_of_different_sizes_multi_scale(tmp_path, capsys):
+    from editvit.segmentation import create_segmenter
+    from editvit.weights import save_model
+    base = tmp_path / 'ADEChallengeData2016'
+    for name, (h, w) in (('a', (40, 60)), ('b', (50, 30))):
+        for kind, folder in (('images', 'validation'), ('annotations', 'validation')):
+            (base / kind / folder).mkdir(parents=True, exist_ok=True)
+        Image.new('RGB', (w, h), (120, 80, 40)).save(base / 'images' / 'validation' / f'{name}.jpg')
+        Image.new('L', (w, h), 3).save(base / 'annotations' / 'validation' / f'{name}.png')  # class 2 everywhere
+    kwargs = dict(patch_size=8, embed_dim=32, depth=2, num_heads=2)
+    save_model(create_segmenter('edit_tiny_patch16_224', 150, 32, backbone_kwargs=kwargs), tmp_path / 'seg.safetensors')
+    assert main(['segment', 'eval', '--model', 'edit_tiny_patch16_224', '--model-kwargs', *[f'{k}={v}' for k, v in
+                 kwargs.items()], '--checkpoint', str(tmp_path / 'seg.safetensors'), '--dataset', 'ade20k',
+                 '--data-dir', str(tmp_path), '--crop-size', '32', '--scale-long', '128', '--scale-short', '32',
+                 '--eval-stride', '16', '--multi-scale', '--num-workers', '0']) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics['images'] == 2 and metrics['multi_scale'] and metrics['flip']
+    assert len(metrics['per_class_iou']) == 150
+    assert metrics['pixel_acc'] == pytest.approx(metrics['per_class_iou']['floor'])  # class 2 is all the labels
