@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         data_dir = getattr(args, 'data_dir_' + dataset.replace('-', '_'), None)
         subset = make_subset(dataset, data_dir, args.work / 'data' / f'{dataset}-{args.train_per_class}-'
                                                                      f'{args.test_per_class}',
-                             args.train_per_class, args.test_per_class, synthetic_samples=args.train_per_class * 10)
+                             args.train_per_class, args.test_per_class)
         n_train, n_test = (args.train_per_class * len(subset.classes), args.test_per_class * len(subset.classes))
         for model in args.models:
             for seed in args.seeds:

@@ -1,10 +1,9 @@
 """The issue-6 suite: variants at one size, subsets, result rows, aggregation over seeds, and the scripts at a tiny
 budget on the synthetic set."""
 import gzip
+import importlib.util
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -111,22 +110,28 @@ def test_machine_description_names_cpu_and_vector_extensions():
     assert set(m['cpu_flags']) <= {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}
 
 
-def _run_script(script, *args, cwd):
-    proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / script), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+def _script(name):
+    """A benchmarks/ script as a module, to call its main(argv) in this process."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / 'benchmarks' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_script(name, *args, capsys):
+    assert _script(name).main(list(args)) == 0
+    return capsys.readouterr().out
 
 
 TINY_ARGS = ['--embed-dim', '32', '--depth', '3', '--num-heads', '2', '--patch-size', '8', '--epochs', '1',
              '--batch-size', '16', '--analysis-images', '10', '--train-per-class', '3', '--test-per-class', '2']
 
 
-def test_suite_script_appends_one_row_per_run_and_skips_finished_runs(tmp_path):
+def test_suite_script_appends_one_row_per_run_and_skips_finished_runs(tmp_path, capsys):
     results = tmp_path / 'suite.jsonl'
     args = ['--datasets', 'synthetic', '--models', 'edit', 'psvit', '--seeds', '0', '--results', str(results),
             '--work', str(tmp_path / 'work'), *TINY_ARGS]
-    _run_script('suite.py', *args, cwd=tmp_path)
+    _run_script('suite', *args, capsys=capsys)
     rows = read_rows(results)
     assert [(r['model'], r['seed'], r['dataset']) for r in rows] == [('edit', 0, 'synthetic'), ('psvit', 0,
                                                                                                  'synthetic')]
@@ -137,10 +142,10 @@ def test_suite_script_appends_one_row_per_run_and_skips_finished_runs(tmp_path):
     assert 0 <= edit['top1'] <= 100 and edit['epochs'] == 1
     assert edit['sink']['cls_query_entropy_first'] > 0  # EDIT's decoder maps are measured
     assert psvit['sink'] is None and 'cannot read' in psvit['sink_note']  # said, not faked
-    out = _run_script('suite.py', *args, cwd=tmp_path)
+    out = _run_script('suite', *args, capsys=capsys)
     assert out.count('skip') == 2 and len(read_rows(results)) == 2
     plot = tmp_path / 'top1.png'
-    table = _run_script('plot_suite.py', '--results', str(results), '--plot', str(plot), cwd=tmp_path)
+    table = _run_script('plot_suite', '--results', str(results), '--plot', str(plot), capsys=capsys)
     assert '| synthetic | d32-l3-h2-p8-e1 | edit | 1 |' in table
     assert plot.stat().st_size > 1000
 
@@ -151,7 +156,7 @@ def _write_idx(path: Path, array) -> None:
         f.write(header + array.astype('uint8').tobytes())
 
 
-def test_transfer_fine_tunes_cifar_weights_on_fashion_mnist_at_28px(tmp_path):
+def test_transfer_fine_tunes_cifar_weights_on_fashion_mnist_at_28px(tmp_path, capsys):
     import numpy as np
     fm = tmp_path / 'fm'
     fm.mkdir()
@@ -165,11 +170,9 @@ def test_transfer_fine_tunes_cifar_weights_on_fashion_mnist_at_28px(tmp_path):
     results = tmp_path / 'transfer.jsonl'
     args = ['--models', 'edit', '--seeds', '0', '--results', str(results), '--work', str(work),
             '--data-dir-fashion-mnist', str(fm), '--source-train-per-class', '3', *TINY_ARGS]
-    _run_script('transfer.py', *args, cwd=tmp_path)
+    _run_script('transfer', *args, capsys=capsys)
     (row,) = read_rows(results)
     assert row['dataset'] == 'fashion-mnist' and row['model_kwargs']['img_size'] == 28
     assert row['finetune'].endswith('edit-s0/model.safetensors')
-    proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'transfer.py'), *args[:-len(TINY_ARGS)],
-                           *TINY_ARGS[:-4], '--train-per-class', '2', '--test-per-class', '2', '--models', 'deit3'],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and 'no CIFAR-10 weights for deit3' in proc.stderr
+    with pytest.raises(FileNotFoundError, match='no CIFAR-10 weights for deit3'):
+        _script('transfer').main([*args, '--models', 'deit3'])

@@ -122,7 +122,7 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
             path.unlink()
     log(f'data: {root or dataset}; writing the {train_per_class} + {test_per_class} images per class subset')
     subset = make_subset(dataset, root, out / 'data' / f'{dataset}-{train_per_class}-{test_per_class}',
-                         train_per_class, test_per_class, synthetic_samples=train_per_class * 10)
+                         train_per_class, test_per_class)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or idle_cores())
     try:

@@ -57,8 +57,11 @@ def _labels(dataset: Dataset) -> np.ndarray:
 
 
 def make_subset(dataset: str, data_dir: Optional[PathLike], output: PathLike, train_per_class: int,
-                test_per_class: int, selection_seed: int = 0, synthetic_samples: int = 256) -> Subset:
+                test_per_class: int, selection_seed: int = 0, synthetic_samples: Optional[int] = None) -> Subset:
     """Write (or reuse, when its manifest matches) a subset of dataset with the given images per class.
+
+    For the synthetic set, synthetic_samples training images are generated (its validation split has a quarter as
+    many); None: just enough for the subset.
 
     Class folders are named 00, 01, ... in the data set's class order, so labels keep their meaning; the class
     names are in ROOT/subset.json.
@@ -72,6 +75,8 @@ def make_subset(dataset: str, data_dir: Optional[PathLike], output: PathLike, tr
         if {k: saved.get(k) for k in wanted} == wanted:
             return Subset(root, dataset, train_per_class, test_per_class, saved['image_size'], saved['classes'])
         raise ValueError(f'{str(root)!r} holds a different subset ({saved}); choose another folder')
+    if synthetic_samples is None:
+        synthetic_samples = 10 * max(train_per_class, 4 * test_per_class)  # 10 classes
     image_size = 0
     classes: List[str] = []
     for split, folder in SPLITS.items():
