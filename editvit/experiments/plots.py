@@ -19,32 +19,36 @@ def _save(fig: Figure, path: PathLike) -> Path:
 
 
 def plot_accuracy(rows: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
-    """Per data set (one panel each): top-1 mean ± std per model as bars, each seed as a dot; and beside it the
-    largest-attended-token ratio (1 = no sink) per model."""
-    datasets = sorted({e['dataset'] for e in entries})
-    fig = Figure(figsize=(11, 3.6 * len(datasets)), layout='constrained')
-    axes = fig.subplots(len(datasets), 2, squeeze=False)
-    for (ax_acc, ax_sink), dataset in zip(axes, datasets):
-        mine = sorted((e for e in entries if e['dataset'] == dataset), key=lambda e: -e['top1_mean'])
+    """One row of panels per (data set, budget): top-1 mean ± std per model as bars with each seed as a dot, and
+    the most-attended token's share over the mean of the others (1 = uniform attention, no sink) per model."""
+    groups = sorted({(e['dataset'], e['budget']) for e in entries})
+    fig = Figure(figsize=(11, 3.6 * len(groups)), layout='constrained')
+    axes = fig.subplots(len(groups), 2, squeeze=False)
+    for (ax_acc, ax_sink), (dataset, budget) in zip(axes, groups):
+        mine = sorted((e for e in entries if (e['dataset'], e['budget']) == (dataset, budget)),
+                      key=lambda e: -e['top1_mean'])
         names = [e['model'] for e in mine]
         ax_acc.bar(range(len(mine)), [e['top1_mean'] for e in mine], yerr=[e['top1_std'] or 0 for e in mine],
                    color='#8fb3d9', capsize=4)
-        for i, e in enumerate(mine):
-            seeds = [r['top1'] for r in rows if r['dataset'] == dataset and r['model'] == e['model']
-                     and r['budget'] == e['budget']]
-            ax_acc.plot([i] * len(seeds), seeds, 'k.', ms=5)
-        low = min(r['top1'] for r in rows if r['dataset'] == dataset)
-        ax_acc.set_ylim(max(0, low - 5), None)
+        seeds = [[r['top1'] for r in rows if (r['dataset'], r['budget'], r['model']) == (dataset, budget, name)]
+                 for name in names]
+        for i, values in enumerate(seeds):
+            ax_acc.plot([i] * len(values), values, 'k.', ms=5)
+        ax_acc.set_ylim(max(0, min(min(v) for v in seeds) - 5), None)
         ax_acc.set_xticks(range(len(mine)), names, rotation=30, ha='right')
         ax_acc.set_ylabel('test top-1 (%)')
-        ax_acc.set_title(f'{dataset}: mean ± std over seeds (dots: seeds)')
+        ax_acc.set_title(f'{dataset}, {budget}: mean ± std over seeds (dots: seeds)', fontsize=10)
         ratios = [e['mean_max_token_ratio'] for e in mine]
-        ax_sink.bar(range(len(mine)), [r if r is not None else 0 for r in ratios], color='#d99a8f')
+        known = [r for r in ratios if r is not None]
+        heights = [r if r is not None else float('nan') for r in ratios]  # n/a (PSViT): no bar, not a 1.0
+        ax_sink.bar(range(len(mine)), heights, color='#d99a8f')
         ax_sink.axhline(1.0, color='k', lw=0.8, ls='--')
+        if known:
+            ax_sink.set_ylim(0.98, max(max(known) * 1.01, 1.05))
         ax_sink.set_xticks(range(len(mine)), [n + ('' if r is not None else '\n(n/a)') for n, r in zip(names, ratios)],
                            rotation=30, ha='right')
         ax_sink.set_ylabel('most-attended token / mean other')
-        ax_sink.set_title(f'{dataset}: attention concentration (1 = uniform)')
+        ax_sink.set_title(f'{dataset}, {budget}: attention concentration (1 = uniform)', fontsize=10)
     return _save(fig, path)
 
 
