@@ -67,3 +67,34 @@ def test_cli_reports_missing_data_without_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('editvit demo: error: data directory') and 'EDITVIT_DATA' in err
     assert 'Traceback' not in err
+
+
+def test_subset_from_torchvision_cifar_keeps_pixels_and_labels(tmp_path, monkeypatch):
+    """What the demo trains on after a torchvision download: cifar-10-batches-py/ pickles -> PNG class folders."""
+    import os
+    import pickle
+
+    import numpy as np
+    from PIL import Image
+    from torchvision.datasets import CIFAR10, cifar
+
+    from editvit.experiments import make_subset
+    monkeypatch.setattr(CIFAR10, '_check_integrity', lambda self: True)  # the files below have no official md5
+    monkeypatch.setattr(cifar, 'check_integrity', lambda path, md5=None: os.path.isfile(path))
+    batches = tmp_path / 'cifar-10-batches-py'
+    batches.mkdir()
+    rng = np.random.default_rng(0)
+    data = {}
+    for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
+        data[name] = rng.integers(0, 255, (10, 3072), dtype=np.uint8)
+        with open(batches / name, 'wb') as f:
+            pickle.dump({'data': data[name], 'labels': list(range(10))}, f)
+    with open(batches / 'batches.meta', 'wb') as f:
+        pickle.dump({'label_names': [f'c{i}' for i in range(10)]}, f)
+    subset = make_subset('cifar10', locate_data(tmp_path), tmp_path / 'subset', train_per_class=2, test_per_class=1)
+    assert subset.classes[3] == 'c3' and subset.image_size == 32
+    (test_image,) = sorted((tmp_path / 'subset' / 'test' / '03').iterdir())
+    expected = data['test_batch'][3].reshape(3, 32, 32).transpose(1, 2, 0)  # test image 3 has label 3
+    assert test_image.name == '000003.png'
+    assert np.array_equal(np.asarray(Image.open(test_image)), expected)  # lossless
+    assert len(list((tmp_path / 'subset' / 'train' / '07').iterdir())) == 2
