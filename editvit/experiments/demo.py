@@ -28,8 +28,8 @@ from .run import RunResult, run_experiment
 from .subset import make_subset
 
 PathLike = Union[str, Path]
-# 2 x 25,000 training images (390 updates each) in fp32: ~8 minutes for both models on the 2-core AVX2 CPU at a load
-# of 5 (one torch thread, ~100 images/s); timings in the README
+# 2 x 25,000 training images (390 updates each) in fp32: `time make demo` took 9.7 minutes on the 2-core AVX2 CPU at
+# a 1-minute load of 3.5-5 (one torch thread, 65-116 training images/s); see the README
 DEMO_BUDGET = Budget(embed_dim=64, depth=4, num_heads=2, patch_size=4, epochs=5, warmup_epochs=0.5, batch_size=64,
                      analysis_images=40)
 DEMO_TRAIN_PER_CLASS = 500
