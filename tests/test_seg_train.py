@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from editvit.cli import main
 from editvit.segmentation import SegTrainConfig, train_segmentation
 from editvit.segmentation import trainer as seg_trainer
+from editvit.train import checkpoint as run_checkpoint
 
 TINY = dict(patch_size=4, embed_dim=32, depth=2, num_heads=2)
 
@@ -56,7 +57,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
     train_segmentation(_config(reference, synthetic_samples=48, checkpoint_every=2))  # 6 updates an epoch
 
     saves = {'n': 0}
-    save = seg_trainer.save_checkpoint
+    save = run_checkpoint.save_checkpoint
 
     def save_then_die(path, state):  # the run is killed just after its second checkpoint (update 4, mid epoch 0)
         save(path, state)
@@ -64,11 +65,11 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, monkeypatch):
         if saves['n'] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(seg_trainer, 'save_checkpoint', save_then_die)
+    monkeypatch.setattr(run_checkpoint, 'save_checkpoint', save_then_die)
     run = tmp_path / 'interrupted'
     with pytest.raises(KeyboardInterrupt):
         train_segmentation(_config(run, synthetic_samples=48, checkpoint_every=2))
-    monkeypatch.setattr(seg_trainer, 'save_checkpoint', save)
+    monkeypatch.setattr(run_checkpoint, 'save_checkpoint', save)
     assert torch.load(run / 'checkpoint-last.pth', weights_only=True)['updates'] == 4
     metrics = train_segmentation(_config(run, synthetic_samples=48, checkpoint_every=2, resume=True))
     a, b = load_file(reference / 'model.safetensors'), load_file(run / 'model.safetensors')

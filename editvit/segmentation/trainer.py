@@ -21,15 +21,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data import ShardSampler, create_train_sampler
 from ..train import distributed as D
-from ..train.checkpoint import LAST, save_checkpoint
+from ..train.checkpoint import LAST, restore_run, save_run_checkpoint
 from ..train.config import ConfigError, from_dict, to_dict
 from ..train.engine import EpochState, train_one_epoch
-from ..train.models import unwrap
 from ..train.recipe import plan_batches
 from ..train.records import RunLog, write_json, write_summary, write_text
-from ..train.rng import get_rng_state, seed_everything, set_rng_state
+from ..train.rng import seed_everything
 from ..train.trainer import _check_resume, read_run_config
-from ..weights import clean_state_dict, save_model
+from ..weights import save_model
 from .config import SegTrainConfig
 from .data import create_segmentation_dataset, create_segmentation_loader
 from .evaluation import eval_transform, evaluate_segmentation
@@ -120,16 +119,7 @@ def _train(cfg: SegTrainConfig, env: D.DistEnv) -> Dict[str, Any]:
     state = EpochState()
     history: List[Dict[str, Any]] = []
     if resumed is not None:
-        model.load_state_dict(resumed['model'])
-        optimizer.load_state_dict(resumed['optimizer'])
-        scheduler.load_state_dict(resumed['scheduler'])
-        if scaler is not None:
-            scaler.load_state_dict(resumed['scaler'])
-        mine = resumed['ranks'][env.rank]
-        state = EpochState(resumed['epoch'], resumed['batches_done'], resumed['updates'], resumed['epoch_loss_sum'],
-                           resumed['epoch_samples'], mine['bad_images'])
-        history = list(resumed['history'])
-        set_rng_state(mine['rng'])
+        state, history = restore_run(resumed, env.rank, model, optimizer, scheduler, scaler)
 
     log = RunLog(out, env.is_main, cfg.tensorboard)
     if env.is_main:
@@ -143,15 +133,7 @@ def _train(cfg: SegTrainConfig, env: D.DistEnv) -> Dict[str, Any]:
              + (f' | from epoch {state.epoch} batch {state.batches_done}' if resumed else ''))
 
     def checkpoint() -> None:
-        ranks = D.all_gather({'rng': get_rng_state(), 'bad_images': state.bad_images}, env)
-        if not env.is_main:
-            return
-        save_checkpoint(out / LAST, {
-            'model': clean_state_dict(unwrap(model).state_dict()), 'optimizer': optimizer.state_dict(),
-            'scheduler': scheduler.state_dict(), 'scaler': scaler.state_dict() if scaler is not None else None,
-            'epoch': state.epoch, 'batches_done': state.batches_done, 'updates': state.updates,
-            'epoch_loss_sum': state.loss_sum, 'epoch_samples': state.samples, 'ranks': ranks,
-            'history': history, 'config': to_dict(cfg)})
+        save_run_checkpoint(out / LAST, env, state, model, optimizer, scheduler, scaler, history, to_dict(cfg))
 
     def on_update() -> None:
         if cfg.checkpoint_every and state.updates % cfg.checkpoint_every == 0 \

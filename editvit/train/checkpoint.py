@@ -11,11 +11,16 @@ A checkpoint is a dict of tensors and plain data (no pickled classes), so `torch
     config                                     the resolved TrainConfig as a dict
 """
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
+import torch.nn as nn
 
-from ..weights import CheckpointError, atomic_write, read_file
+from ..weights import CheckpointError, atomic_write, clean_state_dict, read_file
+from . import distributed as D
+from .engine import EpochState
+from .models import unwrap
+from .rng import get_rng_state, set_rng_state
 
 LAST = 'checkpoint-last.pth'
 REQUIRED_KEYS = ('model', 'optimizer', 'scheduler', 'epoch', 'batches_done', 'updates', 'ranks', 'config')
@@ -35,3 +40,40 @@ def load_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
         raise CheckpointError(f'{str(path)!r} is not an editvit training checkpoint (it lacks {", ".join(missing)}); '
                               f'to start from its weights use --finetune')
     return state
+
+
+def save_run_checkpoint(path: Union[str, Path], env: D.DistEnv, state: EpochState, model: nn.Module,
+                        optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Optional[Any],
+                        history: List[Dict[str, Any]], config: Dict[str, Any],
+                        ema: Optional[nn.Module] = None) -> None:
+    """Gather every rank's RNG state and bad-image count, and let rank 0 write the run's checkpoint (a collective:
+    every rank calls it)."""
+    ranks = D.all_gather({'rng': get_rng_state(), 'bad_images': state.bad_images}, env)
+    if not env.is_main:
+        return
+    save_checkpoint(path, {
+        'model': clean_state_dict(unwrap(model).state_dict()), 'optimizer': optimizer.state_dict(),
+        'scheduler': scheduler.state_dict(), 'scaler': scaler.state_dict() if scaler is not None else None,
+        'ema': ema.module.state_dict() if ema is not None else None,
+        'epoch': state.epoch, 'batches_done': state.batches_done, 'updates': state.updates,
+        'epoch_loss_sum': state.loss_sum, 'epoch_samples': state.samples, 'ranks': ranks,
+        'history': history, 'config': config})
+
+
+def restore_run(resumed: Dict[str, Any], rank: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: Any, scaler: Optional[Any], ema: Optional[nn.Module] = None,
+                ) -> Tuple[EpochState, List[Dict[str, Any]]]:
+    """Load a run checkpoint's states into the run's objects and this rank's RNG states; return the position in
+    the run and the summary rows so far."""
+    model.load_state_dict(resumed['model'])
+    optimizer.load_state_dict(resumed['optimizer'])
+    scheduler.load_state_dict(resumed['scheduler'])
+    if scaler is not None:
+        scaler.load_state_dict(resumed['scaler'])
+    if ema is not None:
+        ema.module.load_state_dict(resumed['ema'])
+    mine = resumed['ranks'][rank]
+    set_rng_state(mine['rng'])
+    state = EpochState(resumed['epoch'], resumed['batches_done'], resumed['updates'], resumed['epoch_loss_sum'],
+                       resumed['epoch_samples'], mine['bad_images'])
+    return state, list(resumed['history'])

@@ -20,15 +20,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data import ShardSampler, create_dataset, create_eval_transform, create_loader, create_train_sampler
 from ..data import create_train_transform
-from ..weights import clean_state_dict, save_model
+from ..weights import save_model
 from . import distributed as D
-from .checkpoint import LAST, load_checkpoint, save_checkpoint
+from .checkpoint import LAST, load_checkpoint, restore_run, save_run_checkpoint
 from .config import ConfigError, TrainConfig, from_dict, resume_differences, to_dict
 from .engine import EpochState, evaluate, train_one_epoch
-from .models import create_model, input_size, load_finetune_weights, unwrap
+from .models import create_model, input_size, load_finetune_weights
 from .recipe import create_loss, create_mixup, create_optimizer, create_scheduler, plan_batches, scaled_lr
 from .records import RunLog, write_json, write_summary, write_text
-from .rng import get_rng_state, seed_everything, set_rng_state
+from .rng import seed_everything
 
 SYNTHETIC_IMAGE_SIZE = 32
 
@@ -70,10 +70,6 @@ def _datasets(cfg: TrainConfig):
     if cfg.num_classes is not None and cfg.num_classes != num_classes:
         raise ConfigError(f'num_classes is {cfg.num_classes} but dataset {cfg.dataset!r} has {num_classes} classes')
     return train_set, val_set, num_classes
-
-
-def _model_state(model: nn.Module) -> Dict[str, torch.Tensor]:
-    return clean_state_dict(unwrap(model).state_dict())
 
 
 def train(cfg: TrainConfig) -> Dict[str, Any]:
@@ -147,18 +143,7 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> Dict[str, Any]:
     state = EpochState()
     history: List[Dict[str, Any]] = []
     if resumed is not None:
-        model.load_state_dict(resumed['model'])
-        optimizer.load_state_dict(resumed['optimizer'])
-        scheduler.load_state_dict(resumed['scheduler'])
-        if scaler is not None:
-            scaler.load_state_dict(resumed['scaler'])
-        if ema is not None:
-            ema.module.load_state_dict(resumed['ema'])
-        mine = resumed['ranks'][env.rank]
-        state = EpochState(resumed['epoch'], resumed['batches_done'], resumed['updates'], resumed['epoch_loss_sum'],
-                           resumed['epoch_samples'], mine['bad_images'])
-        history = list(resumed['history'])
-        set_rng_state(mine['rng'])
+        state, history = restore_run(resumed, env.rank, model, optimizer, scheduler, scaler, ema)
 
     log = RunLog(out, env.is_main, cfg.tensorboard)
     if env.is_main:
@@ -173,16 +158,7 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> Dict[str, Any]:
              + (f' | from epoch {state.epoch} batch {state.batches_done}' if resumed else ''))
 
     def checkpoint() -> None:
-        ranks = D.all_gather({'rng': get_rng_state(), 'bad_images': state.bad_images}, env)
-        if not env.is_main:
-            return
-        save_checkpoint(out / LAST, {
-            'model': _model_state(model), 'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
-            'scaler': scaler.state_dict() if scaler is not None else None,
-            'ema': ema.module.state_dict() if ema is not None else None,
-            'epoch': state.epoch, 'batches_done': state.batches_done, 'updates': state.updates,
-            'epoch_loss_sum': state.loss_sum, 'epoch_samples': state.samples, 'ranks': ranks,
-            'history': history, 'config': to_dict(cfg)})
+        save_run_checkpoint(out / LAST, env, state, model, optimizer, scheduler, scaler, history, to_dict(cfg), ema)
 
     def on_update() -> None:
         if cfg.checkpoint_every and state.updates % cfg.checkpoint_every == 0 \
