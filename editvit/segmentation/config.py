@@ -4,7 +4,7 @@
 from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional
 
-from ..train.config import Amp, ConfigError, Device, _help
+from ..train.config import Amp, ConfigError, Device, field_help
 
 SegDataset = Literal['ade20k', 'maskfolder', 'synthetic', 'pasted']
 ObjectDataset = Literal['fashion-mnist', 'cifar10', 'cifar100', 'imagefolder']
@@ -15,61 +15,61 @@ Decoder = Literal['mask_transformer', 'linear']
 class SegTrainConfig:
     """A segmentation training run. Field names are the YAML keys; on the command line they are --dashed-names."""
     # model
-    model: Optional[str] = _help('backbone: timm model name, e.g. edit_small_patch16_224 or deit3_small_patch16_224',
+    model: Optional[str] = field_help('backbone: timm model name, e.g. edit_small_patch16_224 or deit3_small_patch16_224',
                                  default=None)
-    model_kwargs: Dict[str, Any] = _help('extra timm.create_model arguments of the backbone', default_factory=dict)
-    decoder: Decoder = _help("'mask_transformer' (Segmenter's Mask Transformer) or 'linear'",
+    model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments of the backbone', default_factory=dict)
+    decoder: Decoder = field_help("'mask_transformer' (Segmenter's Mask Transformer) or 'linear'",
                              default='mask_transformer')
-    decoder_depth: int = _help('Mask Transformer layers', default=2)
-    decoder_dropout: float = _help('Mask Transformer dropout', default=0.1)
-    drop_path: float = _help('backbone stochastic depth', default=0.1)
-    pretrained: Optional[str] = _help('backbone weights: an editvit classification checkpoint or a timm DeiT3 '
+    decoder_depth: int = field_help('Mask Transformer layers', default=2)
+    decoder_dropout: float = field_help('Mask Transformer dropout', default=0.1)
+    drop_path: float = field_help('backbone stochastic depth', default=0.1)
+    pretrained: Optional[str] = field_help('backbone weights: an editvit classification checkpoint or a timm DeiT3 '
                                       'checkpoint (head dropped, position embedding resampled)', default=None)
-    num_classes: Optional[int] = _help('classes (default: those of the dataset; the synthetic set: 3)',
+    num_classes: Optional[int] = field_help('classes (default: those of the dataset; the synthetic set: 3)',
                                        default=None)
     # data
-    dataset: Optional[SegDataset] = _help('data set', default=None)
-    data_dir: Optional[str] = _help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
-    synthetic_samples: int = _help('training images of the synthetic and pasted sets', default=256)
-    synthetic_image_size: int = _help('image size of the synthetic and pasted sets', default=32)
-    objects_dataset: ObjectDataset = _help("classification images the 'pasted' set pastes (data_dir is their "
+    dataset: Optional[SegDataset] = field_help('data set', default=None)
+    data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
+    synthetic_samples: int = field_help('training images of the synthetic and pasted sets', default=256)
+    synthetic_image_size: int = field_help('image size of the synthetic and pasted sets', default=32)
+    objects_dataset: ObjectDataset = field_help("classification images the 'pasted' set pastes (data_dir is their "
                                            "folder)", default='fashion-mnist')
-    num_workers: int = _help('data loader worker processes per rank', default=2)
+    num_workers: int = field_help('data loader worker processes per rank', default=2)
     # augmentation (mmseg's ADE20K pipeline)
-    crop_size: int = _help('training crop = backbone input = sliding window', default=512)
-    scale_long: int = _help('long side of the base scale', default=2048)
-    scale_short: int = _help('short side of the base scale', default=512)
-    ratio_min: float = _help('smallest random rescale ratio', default=0.5)
-    ratio_max: float = _help('largest random rescale ratio', default=2.0)
-    cat_max_ratio: float = _help('largest share of one class in a crop (1: off)', default=0.75)
-    hflip: float = _help('horizontal flip probability', default=0.5)
-    photometric: bool = _help('photometric distortion', default=True)
+    crop_size: int = field_help('training crop = backbone input = sliding window', default=512)
+    scale_long: int = field_help('long side of the base scale', default=2048)
+    scale_short: int = field_help('short side of the base scale', default=512)
+    ratio_min: float = field_help('smallest random rescale ratio', default=0.5)
+    ratio_max: float = field_help('largest random rescale ratio', default=2.0)
+    cat_max_ratio: float = field_help('largest share of one class in a crop (1: off)', default=0.75)
+    hflip: float = field_help('horizontal flip probability', default=0.5)
+    photometric: bool = field_help('photometric distortion', default=True)
     # optimisation
-    epochs: int = _help('training epochs', default=64)
-    batch_size: int = _help('images per process and step', default=8)
-    global_batch_size: Optional[int] = _help('images per update (gradient accumulation)', default=None)
-    optimizer: str = _help("timm optimizer name (Segmenter: timm's 'sgd', i.e. Nesterov momentum)", default='sgd')
-    momentum: float = _help('SGD momentum', default=0.9)
-    lr: float = _help('learning rate', default=1e-3)
-    min_lr: float = _help('final learning rate of the poly decay', default=1e-5)
-    poly_power: float = _help('power of the poly decay', default=0.9)
-    weight_decay: float = _help('weight decay', default=0.0)
-    clip_grad: Optional[float] = _help('gradient norm clipping (null: none)', default=None)
+    epochs: int = field_help('training epochs', default=64)
+    batch_size: int = field_help('images per process and step', default=8)
+    global_batch_size: Optional[int] = field_help('images per update (gradient accumulation)', default=None)
+    optimizer: str = field_help("timm optimizer name (Segmenter: timm's 'sgd', i.e. Nesterov momentum)", default='sgd')
+    momentum: float = field_help('SGD momentum', default=0.9)
+    lr: float = field_help('learning rate', default=1e-3)
+    min_lr: float = field_help('final learning rate of the poly decay', default=1e-5)
+    poly_power: float = field_help('power of the poly decay', default=0.9)
+    weight_decay: float = field_help('weight decay', default=0.0)
+    clip_grad: Optional[float] = field_help('gradient norm clipping (null: none)', default=None)
     # evaluation
-    eval_stride: Optional[int] = _help('sliding-window stride (default: the crop size)', default=None)
-    eval_every: int = _help('evaluate every N epochs (and after the last)', default=1)
-    eval_batch_size: int = _help('validation images per step (1 for images of different sizes)', default=1)
+    eval_stride: Optional[int] = field_help('sliding-window stride (default: the crop size)', default=None)
+    eval_every: int = field_help('evaluate every N epochs (and after the last)', default=1)
+    eval_batch_size: int = field_help('validation images per step (1 for images of different sizes)', default=1)
     # run
-    output: Optional[str] = _help('run folder', default=None)
-    seed: int = _help('random seed', default=0)
-    device: Optional[Device] = _help('cpu or cuda (default: cuda if available)', default=None)
-    amp: Amp = _help('autocast precision: bf16, fp16 (GPU) or none', default='none')
-    compile: bool = _help('torch.compile the model', default=False)
-    resume: bool = _help('continue the run in output from its last checkpoint', default=False)
-    checkpoint_every: int = _help('also checkpoint every N updates within an epoch (0: at epoch ends only)',
+    output: Optional[str] = field_help('run folder', default=None)
+    seed: int = field_help('random seed', default=0)
+    device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
+    amp: Amp = field_help('autocast precision: bf16, fp16 (GPU) or none', default='none')
+    compile: bool = field_help('torch.compile the model', default=False)
+    resume: bool = field_help('continue the run in output from its last checkpoint', default=False)
+    checkpoint_every: int = field_help('also checkpoint every N updates within an epoch (0: at epoch ends only)',
                                   default=500)
-    tensorboard: bool = _help('write TensorBoard scalars to output/tensorboard', default=False)
-    progress: bool = _help('show a progress bar', default=True)
+    tensorboard: bool = field_help('write TensorBoard scalars to output/tensorboard', default=False)
+    progress: bool = field_help('show a progress bar', default=True)
 
     def validate(self) -> 'SegTrainConfig':
         for name in ('model', 'dataset', 'output'):
@@ -89,34 +89,34 @@ class SegTrainConfig:
 @dataclass
 class SegEvalConfig:
     """A segmentation evaluation: mIoU, pixel accuracy and per-class IoU of saved Segmenter weights."""
-    model: Optional[str] = _help('backbone timm model name', default=None)
-    model_kwargs: Dict[str, Any] = _help('extra timm.create_model arguments of the backbone', default_factory=dict)
-    decoder: Decoder = _help("'mask_transformer' or 'linear'", default='mask_transformer')
-    decoder_depth: int = _help('Mask Transformer layers', default=2)
-    checkpoint: Optional[str] = _help('Segmenter weights (model.safetensors or a checkpoint of segment train)',
+    model: Optional[str] = field_help('backbone timm model name', default=None)
+    model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments of the backbone', default_factory=dict)
+    decoder: Decoder = field_help("'mask_transformer' or 'linear'", default='mask_transformer')
+    decoder_depth: int = field_help('Mask Transformer layers', default=2)
+    checkpoint: Optional[str] = field_help('Segmenter weights (model.safetensors or a checkpoint of segment train)',
                                       default=None)
-    num_classes: Optional[int] = _help('classes (default: those of the dataset)', default=None)
-    dataset: Optional[SegDataset] = _help('data set', default=None)
-    data_dir: Optional[str] = _help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
-    split: Literal['train', 'val'] = _help('split to evaluate', default='val')
-    synthetic_samples: int = _help('training images of the synthetic and pasted sets', default=256)
-    synthetic_image_size: int = _help('image size of the synthetic and pasted sets', default=32)
-    objects_dataset: ObjectDataset = _help("classification images the 'pasted' set pastes (data_dir is their "
+    num_classes: Optional[int] = field_help('classes (default: those of the dataset)', default=None)
+    dataset: Optional[SegDataset] = field_help('data set', default=None)
+    data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
+    split: Literal['train', 'val'] = field_help('split to evaluate', default='val')
+    synthetic_samples: int = field_help('training images of the synthetic and pasted sets', default=256)
+    synthetic_image_size: int = field_help('image size of the synthetic and pasted sets', default=32)
+    objects_dataset: ObjectDataset = field_help("classification images the 'pasted' set pastes (data_dir is their "
                                            "folder)", default='fashion-mnist')
-    crop_size: int = _help('backbone input = sliding window', default=512)
-    scale_long: int = _help('long side of the test scale', default=2048)
-    scale_short: int = _help('short side of the test scale', default=512)
-    eval_stride: Optional[int] = _help('sliding-window stride (default: the crop size)', default=None)
-    multi_scale: bool = _help('multi-scale test: ratios 0.5 to 1.75 with flips, probabilities averaged',
+    crop_size: int = field_help('backbone input = sliding window', default=512)
+    scale_long: int = field_help('long side of the test scale', default=2048)
+    scale_short: int = field_help('short side of the test scale', default=512)
+    eval_stride: Optional[int] = field_help('sliding-window stride (default: the crop size)', default=None)
+    multi_scale: bool = field_help('multi-scale test: ratios 0.5 to 1.75 with flips, probabilities averaged',
                               default=False)
-    flip: bool = _help('add flipped views (implied by multi_scale)', default=False)
-    batch_size: int = _help('images per step (1 for images of different sizes)', default=1)
-    num_workers: int = _help('data loader worker processes', default=2)
-    device: Optional[Device] = _help('cpu or cuda (default: cuda if available)', default=None)
-    amp: Amp = _help('autocast precision', default='none')
-    seed: int = _help('seed of the synthetic set', default=0)
-    output: Optional[str] = _help('write metrics.json, per_class_iou.md and pictures to this folder', default=None)
-    pictures: int = _help('save this many prediction pictures to output/pictures', default=0)
+    flip: bool = field_help('add flipped views (implied by multi_scale)', default=False)
+    batch_size: int = field_help('images per step (1 for images of different sizes)', default=1)
+    num_workers: int = field_help('data loader worker processes', default=2)
+    device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
+    amp: Amp = field_help('autocast precision', default='none')
+    seed: int = field_help('seed of the synthetic set', default=0)
+    output: Optional[str] = field_help('write metrics.json, per_class_iou.md and pictures to this folder', default=None)
+    pictures: int = field_help('save this many prediction pictures to output/pictures', default=0)
 
     def validate(self) -> 'SegEvalConfig':
         for name in ('model', 'checkpoint', 'dataset'):

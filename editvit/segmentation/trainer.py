@@ -27,7 +27,7 @@ from ..train.engine import EpochState, train_one_epoch
 from ..train.recipe import plan_batches
 from ..train.records import RunLog, write_json, write_summary, write_text
 from ..train.rng import seed_everything
-from ..train.trainer import _check_resume, read_run_config
+from ..train.trainer import check_resume, read_run_config
 from ..weights import save_model
 from .config import SegTrainConfig
 from .data import create_segmentation_dataset, create_segmentation_loader
@@ -62,7 +62,7 @@ def train_segmentation(cfg: SegTrainConfig) -> Dict[str, Any]:
 
 def _train(cfg: SegTrainConfig, env: D.DistEnv) -> Dict[str, Any]:
     out = Path(cfg.output)
-    resumed = _check_resume(cfg, out)
+    resumed = check_resume(cfg, out)
     plan = plan_batches(cfg, env.world_size)
     if resumed is not None and len(resumed['ranks']) != env.world_size:
         raise ConfigError(f'the run in {str(out)!r} was trained on {len(resumed["ranks"])} processes, now '

@@ -22,7 +22,7 @@ class ConfigError(ValueError):
     """A configuration that cannot be used: unknown key, wrong type, missing value, inconsistent values."""
 
 
-def _help(text: str, **kwargs) -> Any:
+def field_help(text: str, **kwargs) -> Any:
     return field(metadata={'help': text}, **kwargs)
 
 
@@ -31,69 +31,69 @@ class TrainConfig:
     """Everything that defines a training run (paper Sec. 4.3, Table 2). Field names are the YAML keys; on the
     command line they are --dashed-names."""
     # model
-    model: Optional[str] = _help('timm model name, e.g. edit_small_patch16_224 or deit3_small_patch16_224',
+    model: Optional[str] = field_help('timm model name, e.g. edit_small_patch16_224 or deit3_small_patch16_224',
                                  default=None)
-    model_kwargs: Dict[str, Any] = _help('extra timm.create_model arguments, e.g. img_size=32 patch_size=4',
+    model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments, e.g. img_size=32 patch_size=4',
                                          default_factory=dict)
-    num_classes: Optional[int] = _help('classes of the head (default: the number of classes of the dataset)',
+    num_classes: Optional[int] = field_help('classes of the head (default: the number of classes of the dataset)',
                                        default=None)
-    drop_path: Optional[float] = _help('stochastic depth rate (Table 2: 0.05 pre-training, 0.1 transfer; '
+    drop_path: Optional[float] = field_help('stochastic depth rate (Table 2: 0.05 pre-training, 0.1 transfer; '
                                        'default: the model\'s own)', default=None)
-    layer_scale_init: Optional[float] = _help('LayerScale initial value passed as init_values (DeiT3: 1e-6; '
+    layer_scale_init: Optional[float] = field_help('LayerScale initial value passed as init_values (DeiT3: 1e-6; '
                                               'default: the model\'s own)', default=None)
-    grad_checkpointing: bool = _help('recompute activations in the backward pass (less memory, ~30%% slower)',
+    grad_checkpointing: bool = field_help('recompute activations in the backward pass (less memory, ~30%% slower)',
                                      default=False)
-    finetune: Optional[str] = _help('start from these weights (EDIT or DeiT3, timm or editvit format): the head is '
+    finetune: Optional[str] = field_help('start from these weights (EDIT or DeiT3, timm or editvit format): the head is '
                                     'reset to num_classes, the position embedding resampled', default=None)
     # data
-    dataset: Optional[Dataset] = _help('data set', default=None)
-    data_dir: Optional[str] = _help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
-    val_split_per_class: int = _help('hold out K training images per class as validation split, for class folders '
+    dataset: Optional[Dataset] = field_help('data set', default=None)
+    data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
+    val_split_per_class: int = field_help('hold out K training images per class as validation split, for class folders '
                                      'without val/ (the paper did so for ImageNet-21k)', default=0)
-    skip_bad_images: bool = _help('skip and count undecodable images instead of stopping', default=False)
-    synthetic_samples: int = _help('training images of the synthetic set', default=256)
-    num_workers: int = _help('data loader worker processes per rank', default=2)
+    skip_bad_images: bool = field_help('skip and count undecodable images instead of stopping', default=False)
+    synthetic_samples: int = field_help('training images of the synthetic set', default=256)
+    num_workers: int = field_help('data loader worker processes per rank', default=2)
     # augmentation (Table 2)
-    crop: Literal['rrc', 'src'] = _help("'rrc' random resized crop or 'src' DeiT3's simple random crop",
+    crop: Literal['rrc', 'src'] = field_help("'rrc' random resized crop or 'src' DeiT3's simple random crop",
                                         default='rrc')
-    hflip: float = _help('horizontal flip probability', default=0.5)
-    three_augment: bool = _help('DeiT3 3-Augment: grey scale, solarisation or Gaussian blur', default=True)
-    color_jitter: Optional[float] = _help('colour jitter strength (0: off)', default=0.3)
-    mixup: float = _help('Mixup alpha (0: off)', default=0.8)
-    cutmix: float = _help('CutMix alpha (0: off)', default=1.0)
-    smoothing: float = _help('label smoothing epsilon', default=0.0)
-    repeated_aug: bool = _help('repeated augmentation (3 repeats)', default=False)
-    eval_crop_ratio: float = _help('eval centre-crop ratio', default=1.0)
+    hflip: float = field_help('horizontal flip probability', default=0.5)
+    three_augment: bool = field_help('DeiT3 3-Augment: grey scale, solarisation or Gaussian blur', default=True)
+    color_jitter: Optional[float] = field_help('colour jitter strength (0: off)', default=0.3)
+    mixup: float = field_help('Mixup alpha (0: off)', default=0.8)
+    cutmix: float = field_help('CutMix alpha (0: off)', default=1.0)
+    smoothing: float = field_help('label smoothing epsilon', default=0.0)
+    repeated_aug: bool = field_help('repeated augmentation (3 repeats)', default=False)
+    eval_crop_ratio: float = field_help('eval centre-crop ratio', default=1.0)
     # optimisation
-    epochs: int = _help('training epochs', default=10)
-    batch_size: int = _help('images per process and step', default=64)
-    global_batch_size: Optional[int] = _help('images per optimiser update over all processes; reached by gradient '
+    epochs: int = field_help('training epochs', default=10)
+    batch_size: int = field_help('images per process and step', default=64)
+    global_batch_size: Optional[int] = field_help('images per optimiser update over all processes; reached by gradient '
                                              'accumulation (default: batch_size x processes)', default=None)
-    lr: float = _help('learning rate at lr_base_batch images per update', default=3e-3)
-    lr_base_batch: Optional[int] = _help('the global batch that lr is given for; the used lr is scaled to the '
+    lr: float = field_help('learning rate at lr_base_batch images per update', default=3e-3)
+    lr_base_batch: Optional[int] = field_help('the global batch that lr is given for; the used lr is scaled to the '
                                          'actual global batch by lr_scale (default: no scaling)', default=None)
-    lr_scale: Literal['linear', 'sqrt'] = _help('lr scaling rule with the global batch', default='linear')
-    min_lr: float = _help('final learning rate of the cosine decay', default=1e-6)
-    warmup_epochs: float = _help('linear warm-up epochs', default=5.0)
-    warmup_lr: float = _help('learning rate at the start of the warm-up', default=1e-6)
-    optimizer: str = _help('timm optimizer name', default='lamb')
-    weight_decay: float = _help('weight decay', default=0.02)
-    clip_grad: Optional[float] = _help('gradient norm clipping (null: none)', default=1.0)
-    loss: Literal['ce', 'bce'] = _help("'ce' cross-entropy or 'bce' binary cross-entropy", default='ce')
-    ema: bool = _help('keep an exponential moving average of the weights', default=False)
-    ema_decay: float = _help('EMA decay per update', default=0.99996)
+    lr_scale: Literal['linear', 'sqrt'] = field_help('lr scaling rule with the global batch', default='linear')
+    min_lr: float = field_help('final learning rate of the cosine decay', default=1e-6)
+    warmup_epochs: float = field_help('linear warm-up epochs', default=5.0)
+    warmup_lr: float = field_help('learning rate at the start of the warm-up', default=1e-6)
+    optimizer: str = field_help('timm optimizer name', default='lamb')
+    weight_decay: float = field_help('weight decay', default=0.02)
+    clip_grad: Optional[float] = field_help('gradient norm clipping (null: none)', default=1.0)
+    loss: Literal['ce', 'bce'] = field_help("'ce' cross-entropy or 'bce' binary cross-entropy", default='ce')
+    ema: bool = field_help('keep an exponential moving average of the weights', default=False)
+    ema_decay: float = field_help('EMA decay per update', default=0.99996)
     # run
-    output: Optional[str] = _help('run folder', default=None)
-    seed: int = _help('random seed', default=0)
-    device: Optional[Device] = _help('cpu or cuda (default: cuda if available)', default=None)
-    amp: Amp = _help('autocast precision: bf16 (CPU and GPU), fp16 (GPU, with a grad scaler) or none',
+    output: Optional[str] = field_help('run folder', default=None)
+    seed: int = field_help('random seed', default=0)
+    device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
+    amp: Amp = field_help('autocast precision: bf16 (CPU and GPU), fp16 (GPU, with a grad scaler) or none',
                      default='none')
-    compile: bool = _help('torch.compile the model', default=False)
-    resume: bool = _help('continue the run in output from its last checkpoint', default=False)
-    checkpoint_every: int = _help('also checkpoint every N updates within an epoch (0: at epoch ends only)',
+    compile: bool = field_help('torch.compile the model', default=False)
+    resume: bool = field_help('continue the run in output from its last checkpoint', default=False)
+    checkpoint_every: int = field_help('also checkpoint every N updates within an epoch (0: at epoch ends only)',
                                   default=200)
-    tensorboard: bool = _help('write TensorBoard scalars to output/tensorboard', default=False)
-    progress: bool = _help('show a progress bar', default=True)
+    tensorboard: bool = field_help('write TensorBoard scalars to output/tensorboard', default=False)
+    progress: bool = field_help('show a progress bar', default=True)
 
     def validate(self) -> 'TrainConfig':
         for name in ('model', 'dataset', 'output'):
@@ -115,23 +115,23 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     """An evaluation of weights on a data set's validation split."""
-    model: Optional[str] = _help('timm model name', default=None)
-    checkpoint: Optional[str] = _help('weights file (.safetensors, timm .pth or an editvit checkpoint)', default=None)
-    model_kwargs: Dict[str, Any] = _help('extra timm.create_model arguments', default_factory=dict)
-    num_classes: Optional[int] = _help('classes of the head (default: those of the dataset)', default=None)
-    dataset: Optional[Dataset] = _help('data set', default=None)
-    data_dir: Optional[str] = _help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
-    split: Literal['train', 'val'] = _help('split to evaluate', default='val')
-    val_split_per_class: int = _help('evaluate on K held-out training images per class', default=0)
-    skip_bad_images: bool = _help('skip and count undecodable images', default=False)
-    synthetic_samples: int = _help('training images of the synthetic set', default=256)
-    eval_crop_ratio: float = _help('centre-crop ratio', default=1.0)
-    batch_size: int = _help('images per step', default=128)
-    num_workers: int = _help('data loader worker processes', default=2)
-    device: Optional[Device] = _help('cpu or cuda (default: cuda if available)', default=None)
-    amp: Amp = _help('autocast precision', default='none')
-    seed: int = _help('seed of the synthetic set and of carved validation splits', default=0)
-    output: Optional[str] = _help('also write the metrics to this JSON file', default=None)
+    model: Optional[str] = field_help('timm model name', default=None)
+    checkpoint: Optional[str] = field_help('weights file (.safetensors, timm .pth or an editvit checkpoint)', default=None)
+    model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments', default_factory=dict)
+    num_classes: Optional[int] = field_help('classes of the head (default: those of the dataset)', default=None)
+    dataset: Optional[Dataset] = field_help('data set', default=None)
+    data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
+    split: Literal['train', 'val'] = field_help('split to evaluate', default='val')
+    val_split_per_class: int = field_help('evaluate on K held-out training images per class', default=0)
+    skip_bad_images: bool = field_help('skip and count undecodable images', default=False)
+    synthetic_samples: int = field_help('training images of the synthetic set', default=256)
+    eval_crop_ratio: float = field_help('centre-crop ratio', default=1.0)
+    batch_size: int = field_help('images per step', default=128)
+    num_workers: int = field_help('data loader worker processes', default=2)
+    device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
+    amp: Amp = field_help('autocast precision', default='none')
+    seed: int = field_help('seed of the synthetic set and of carved validation splits', default=0)
+    output: Optional[str] = field_help('also write the metrics to this JSON file', default=None)
 
     def validate(self) -> 'EvalConfig':
         for name in ('model', 'checkpoint', 'dataset'):

@@ -41,7 +41,7 @@ def read_run_config(output: str) -> Dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def _check_resume(cfg: TrainConfig, out: Path) -> Optional[Dict[str, Any]]:
+def check_resume(cfg: TrainConfig, out: Path) -> Optional[Dict[str, Any]]:
     ckpt = out / LAST
     if not cfg.resume:
         if ckpt.exists():
@@ -91,7 +91,7 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> Dict[str, Any]:
     out = Path(cfg.output)
     if cfg.amp == 'fp16' and env.device.type != 'cuda':
         raise ConfigError("amp 'fp16' needs a GPU (its grad scaler is CUDA-only); use 'bf16' or 'none' on CPU")
-    resumed = _check_resume(cfg, out)
+    resumed = check_resume(cfg, out)
     plan = plan_batches(cfg, env.world_size)
     if resumed is not None and len(resumed['ranks']) != env.world_size:
         raise ConfigError(f'the run in {str(out)!r} was trained on {len(resumed["ranks"])} processes, now '
