@@ -9,14 +9,7 @@ from editvit.segmentation.inference import window_anchors
 TINY = dict(patch_size=8, embed_dim=32, depth=2, num_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a shared 2-core CPU, intra-op threads waiting on each other made
-    these tests 20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def tiny_segmenter(backbone='edit_tiny_patch16_224', img_size=32, num_classes=4):

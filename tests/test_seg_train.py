@@ -14,14 +14,7 @@ from editvit.train import checkpoint as run_checkpoint
 TINY = dict(patch_size=4, embed_dim=32, depth=2, num_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a shared 2-core CPU, intra-op threads waiting on each other made
-    these tests 20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _config(output, **kwargs):

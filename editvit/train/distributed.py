@@ -5,10 +5,12 @@ used on CPU and nccl on GPU. Without torchrun everything here is a no-op for a s
 """
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar('T')
 
 
 @dataclass
@@ -79,3 +81,13 @@ def barrier(env: DistEnv) -> None:
 def cleanup(env: DistEnv) -> None:
     if env.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def run_distributed(fn: Callable[[Any, DistEnv], T], cfg: Any) -> T:
+    """Validate cfg, join the torchrun process group (if any), run fn(cfg, env), and always leave the group."""
+    cfg.validate()
+    env = init_distributed(cfg.device)
+    try:
+        return fn(cfg, env)
+    finally:
+        cleanup(env)

@@ -79,12 +79,7 @@ def train(cfg: TrainConfig) -> Dict[str, Any]:
         ConfigError, DataError, CheckpointError: bad input, before any training.
         NonFiniteLossError: the loss became NaN or infinite; the last checkpoint is kept.
     """
-    cfg.validate()
-    env = D.init_distributed(cfg.device)
-    try:
-        return _train(cfg, env)
-    finally:
-        D.cleanup(env)
+    return D.run_distributed(_train, cfg)
 
 
 def _train(cfg: TrainConfig, env: D.DistEnv) -> Dict[str, Any]:
