@@ -7,7 +7,7 @@ import torch
 from timm.layers import use_fused_attn
 from timm.utils import AttentionExtract
 
-from conftest import tiny_edit
+from conftest import attention_summary, tiny_edit, zero_query_key
 from editvit.analysis import AttentionMaps, AttentionStatistics, UnsupportedModelError, extract_attention
 from editvit.analysis import metrics as M
 
@@ -38,37 +38,37 @@ def test_vit_attention_equals_recomputation_from_weights(name, kwargs):
     x = torch.randn(2, 3, 32, 32)
     maps = extract_attention(model, x)
     prefix = model.num_prefix_tokens
-    assert maps.attention.shape == (2, 2, 2, prefix + 16, prefix + 16)
+    assert [a.shape for a in maps.attention] == [(2, 2, prefix + 16, prefix + 16)] * 2
     assert maps.num_prefix_tokens == prefix and maps.has_cls and maps.grid_size == (4, 4)
     with torch.no_grad():  # the forward pass by hand, block by block
         h = model.norm_pre(model._pos_embed(model.patch_embed(x)))
         for i, block in enumerate(model.blocks):
-            torch.testing.assert_close(maps.attention[:, i], manual_attention(block.attn, block.norm1(h)))
+            torch.testing.assert_close(maps.attention[i], manual_attention(block.attn, block.norm1(h)))
             h = block(h)
-            torch.testing.assert_close(maps.tokens[:, i], h)
-    torch.testing.assert_close(maps.attention.sum(-1), torch.ones(2, 2, 2, prefix + 16))
+            torch.testing.assert_close(maps.tokens[i], h)
+    torch.testing.assert_close(torch.stack(maps.attention).sum(-1), torch.ones(2, 2, 2, prefix + 16))
 
 
 def test_edit_encoder_and_decoder_attention_equal_recomputation():
     model = tiny_edit(depth=2).eval()
     x = torch.randn(2, 3, 32, 32)
     maps = extract_attention(model, x)
-    assert maps.attention.shape == (2, 2, 3, 16, 16)  # 3 heads, 16 patches, no prefix token
+    assert [a.shape for a in maps.attention] == [(2, 3, 16, 16)] * 2  # 3 heads, 16 patches, no prefix token
     assert maps.num_prefix_tokens == 0 and not maps.has_cls
     with torch.no_grad():
         h = model.patch_embed(x) + model.pos_embed
         cls = model.cls_token.flatten(1).expand(2, -1)
         for i, block in enumerate(model.blocks):
-            torch.testing.assert_close(maps.attention[:, i], manual_attention(block.attn, block.norm1(h)))
+            torch.testing.assert_close(maps.attention[i], manual_attention(block.attn, block.norm1(h)))
             h = block(h)
             # the decoder query LN(c) against keys W_k LN([c; p]) + b_k, one head, paper Sec. 3.2
             kv = model.decoder.norm(torch.cat([cls[:, None], h], 1))  # (B, 1+N, D)
             q = model.decoder.norm(cls)  # (B, D)
             a = torch.softmax((model.decoder.k(kv) @ q[..., None]).squeeze(-1) / math.sqrt(q.shape[-1]), -1)
-            torch.testing.assert_close(maps.decoder_attention[:, i, 0], a)
-            torch.testing.assert_close(maps.cls_query_attention()[:, i, 0], a)
+            torch.testing.assert_close(maps.decoder_attention[i][:, 0], a)
+            torch.testing.assert_close(maps.cls_query_attention()[i][:, 0], a)
             cls, _ = model.decoder(cls, h)
-            torch.testing.assert_close(maps.tokens[:, i], h)
+            torch.testing.assert_close(maps.tokens[i], h)
 
 
 def test_cait_trunk_attention_is_the_talking_heads_softmax():
@@ -82,7 +82,7 @@ def test_cait_trunk_attention_is_the_talking_heads_softmax():
         y = block.norm1(h)
         q, k, _ = block.attn.qkv(y).reshape(2, 16, 3, 2, 16).permute(2, 0, 3, 1, 4)
         scores = block.attn.proj_l((q @ k.transpose(-2, -1) / 4.0).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-    torch.testing.assert_close(maps.attention[:, 0], scores.softmax(-1))
+    torch.testing.assert_close(maps.attention[0], scores.softmax(-1))
 
 
 def test_extraction_leaves_fused_attention_mode_and_hooks_as_they_were():
@@ -103,7 +103,7 @@ def test_extraction_leaves_fused_attention_mode_and_hooks_as_they_were():
     maps = extract_attention(model, x)
     with torch.no_grad():
         reference = AttentionExtract(unfused, method='hook')(x)
-    torch.testing.assert_close(maps.attention, torch.stack(list(reference.values()), 1))
+    torch.testing.assert_close(maps.attention, list(reference.values()))
 
 
 def test_fused_attention_is_restored_when_the_forward_pass_fails():
@@ -120,21 +120,10 @@ def test_unsupported_attention_is_named():
         extract_attention(model, torch.randn(1, 3, 28, 28))
 
 
-def zero_query_key(model: torch.nn.Module) -> None:
-    """Zero the query and key projections (weights and biases): every attention row becomes uniform."""
-    with torch.no_grad():
-        for block in model.blocks:
-            n = 2 * block.attn.attn_dim
-            block.attn.qkv.weight[:n] = 0
-            block.attn.qkv.bias[:n] = 0
-
-
 def test_uniform_attention_gives_the_analytic_values():
     model = tiny_vit()
     zero_query_key(model)
-    stats = AttentionStatistics()
-    stats.update(extract_attention(model, torch.randn(3, 3, 32, 32)))
-    out = stats.summary()
+    out = attention_summary(model, torch.randn(3, 3, 32, 32))
     N = 17  # [CLS] + 16 patches
     assert out['not_applicable'] == {}
     for layer in out['layers']:
@@ -159,9 +148,7 @@ def test_uniform_edit_decoder_and_encoder():
     zero_query_key(model)
     with torch.no_grad():
         model.decoder.k.weight.zero_()  # the decoder's keys no longer depend on the token: uniform over 1+N
-    stats = AttentionStatistics()
-    stats.update(extract_attention(model, torch.randn(2, 3, 32, 32)))
-    out = stats.summary()
+    out = attention_summary(model, torch.randn(2, 3, 32, 32))
     assert set(out['not_applicable']) == {'cls_attention', 'other_attention', 'sink_ratio'}
     for layer in out['layers']:
         assert 'sink_ratio' not in layer
@@ -220,7 +207,7 @@ def test_planted_patch_sink_is_found_without_cls():
 
 def test_register_tokens_count_as_other_tokens_and_prefix_queries_are_left_out():
     maps = planted_maps(0.6, sink=0, num_prefix=5, has_cls=True)  # [CLS] + 4 registers
-    maps.attention[:, :, :, :5] = 0.5  # rows of prefix queries are ignored by every metric
+    maps.attention[0][:, :, :5] = 0.5  # rows of prefix queries are ignored by every metric
     stats = AttentionStatistics()
     stats.update(maps)
     head = stats.summary()['layers'][0]['heads'][0]
@@ -276,9 +263,7 @@ def test_sink_planted_in_a_real_vit_is_measured_exactly():
             c_h = c[h * Dh:(h + 1) * Dh]
             attn.qkv.bias[h * Dh:(h + 1) * Dh] = c_h * math.log(r) * math.sqrt(Dh) / c_h.dot(c_h)  # b_q
         attn.qkv.bias[D:2 * D] = 0  # b_k
-    stats = AttentionStatistics()
-    stats.update(extract_attention(model, torch.randn(2, 3, 32, 32)))
-    layer = stats.summary()['layers'][0]
+    layer = attention_summary(model, torch.randn(2, 3, 32, 32))['layers'][0]
     assert layer['cls_attention'] == pytest.approx(r / (r + 16), rel=1e-4)
     assert layer['other_attention'] == pytest.approx(1 / (r + 16), rel=1e-4)
     assert layer['sink_ratio'] == pytest.approx(r, rel=1e-4)

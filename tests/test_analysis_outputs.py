@@ -4,7 +4,6 @@ import json
 import math
 import re
 
-import numpy as np
 import pytest
 import timm
 import torch
@@ -17,17 +16,6 @@ from editvit.analysis import (AttentionMaps, ImageDecodeError, UnknownModelError
 from editvit.analysis.plots import DPI, block_figure_size, maps_figure_size, sink_figure_size
 from editvit.cli import main
 from editvit.weights import save_model
-
-
-@pytest.fixture(scope='module')
-def image_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('images')
-    rng = np.random.default_rng(0)
-    for name in ('b_noise', 'a_gradient'):
-        pixels = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f'{name}.png')
-    (folder / 'notes.txt').write_text('not an image, skipped when the folder is read')
-    return folder
 
 
 def png_size(path):
@@ -59,11 +47,11 @@ def test_rollout_of_uniform_attention_is_known():
     # uniform attention over N tokens: Abar = 0.5 U + 0.5 I; U @ anything row-stochastic = U, so
     # R_l = (1 - 0.5^l) U + 0.5^l I
     N, L = 5, 3
-    attention = torch.full((1, L, 2, N, N), 1 / N)
+    attention = [torch.full((1, 2, N, N), 1 / N)] * L
     rollout = self_attention_rollout(attention)
     for layer in range(L):
         keep = 0.5 ** (layer + 1)
-        torch.testing.assert_close(rollout[0, layer], (1 - keep) / N * torch.ones(N, N) + keep * torch.eye(N))
+        torch.testing.assert_close(rollout[layer][0], (1 - keep) / N * torch.ones(N, N) + keep * torch.eye(N))
 
 
 def test_sequential_maps_read_the_cls_row_and_the_edit_decoder():

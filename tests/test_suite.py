@@ -4,6 +4,7 @@ import gzip
 import importlib.util
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import timm
 import torch
 
 from editvit.experiments import (VARIANTS, Budget, aggregate, append_row, compare, describe_machine, format_table,
-                                 make_subset, read_rows, run_experiment, variant_model)
+                                 make_subset, read_rows, run_experiment, variant_model, write_rows)
 from editvit.experiments.variants import psvit_stages
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,9 +142,21 @@ def test_suite_script_appends_one_row_per_run_and_skips_finished_runs(tmp_path, 
     assert edit['budget'] == 'd32-l3-h2-p8-e1' and edit['train_images'] == 30 and edit['test_images'] == 20
     assert 0 <= edit['top1'] <= 100 and edit['epochs'] == 1
     assert edit['sink']['cls_query_entropy_first'] > 0  # EDIT's decoder maps are measured
-    assert psvit['sink'] is None and 'cannot read' in psvit['sink_note']  # said, not faked
+    assert psvit['sink_note'] is None and psvit['sink']['mean_sink_ratio'] > 0  # PSViT's pooled layers are read
     out = _run_script('suite', *args, capsys=capsys)
     assert out.count('skip') == 2 and len(read_rows(results)) == 2
+    # a row written before the analysis could read its model: --remeasure-sink measures it from the saved weights
+    write_rows(results, [edit, dict(psvit, sink=None, sink_note='the analysis cannot read the attention of psvit')])
+    _run_script('suite', *args, '--remeasure-sink', capsys=capsys)
+    new_edit, new_psvit = read_rows(results)
+    for old, new in ((edit, new_edit), (psvit, new_psvit)):
+        assert new['sink_measured'] and new['sink_note'] is None
+        assert new['sink'] == pytest.approx(old['sink'], nan_ok=True)  # the same weights and images
+        assert {k: v for k, v in new.items() if k not in ('sink', 'sink_measured')} == \
+            {k: v for k, v in old.items() if k != 'sink'}  # training numbers kept
+    shutil.rmtree(tmp_path / 'work' / 'synthetic' / 'd32-l3-h2-p8-e1-n3' / 'psvit-s0')
+    with pytest.raises(FileNotFoundError, match='psvit-s0/model.safetensors.*is missing'):
+        _run_script('suite', *args, '--remeasure-sink', capsys=capsys)
     plot = tmp_path / 'top1.png'
     table = _run_script('plot_suite', '--results', str(results), '--plot', str(plot), capsys=capsys)
     assert '| synthetic | d32-l3-h2-p8-e1 | edit | 1 |' in table

@@ -1,4 +1,4 @@
-"""Attention-sink analysis (paper Fig. 1) and sequential attention maps (paper Fig. 5) for EDIT and timm ViTs.
+"""Attention-sink analysis (paper Fig. 1) and sequential attention maps (paper Fig. 5) for EDIT, PSViT and timm ViTs.
 
     from editvit.analysis import run_analysis
     run_analysis('edit_small_patch16_224', 'out/', checkpoint='edit_s.safetensors', compare='deit3_small_patch16_224')
@@ -6,7 +6,8 @@
 or, step by step: `create_model`, `load_images`, `analyze_model` (metrics, blocks, maps), `write_metrics`, `plot_*`.
 """
 from .analyze import ModelAnalysis, UnknownModelError, analyze_model, create_model
-from .extract import AttentionMaps, UnsupportedModelError, extract_attention, talking_heads_attention
+from .extract import UnsupportedModelError, extract_attention, talking_heads_attention
+from .maps import AttentionMaps
 from .images import ImageDecodeError, load_images, sample_images
 from .plots import plot_blocks, plot_sequential_maps, plot_sink
 from .report import write_metrics

@@ -33,7 +33,8 @@ def metrics_rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
     rows = []
     for layer in result['layers']:
         base = dict(model=result['model'], layer=layer['layer'])
-        rows.append(dict(base, head='mean', max_token=layer['max_token'],
+        rows.append(dict(base, head='mean', max_token=layer['max_token'], num_tokens=layer['num_tokens'],
+                         attention_shared=layer['attention_shared'],
                          **{k: layer[k] for k in METRIC_NAMES if k in layer}))
         # a ViT's [CLS] row belongs to the same head as the rest of its attention: one row per head; EDIT's
         # decoder heads are heads of their own: rows 'decoder0', ...
@@ -56,7 +57,7 @@ def write_metrics(results: Sequence[Dict[str, Any]], output_dir: Path) -> List[P
     json_path, csv_path = output_dir / 'metrics.json', output_dir / 'metrics.csv'
     json_path.write_text(json.dumps(_finite(metrics_document(results)), indent=2) + '\n')
     rows = [row for result in results for row in metrics_rows(result)]
-    columns = ['model', 'layer', 'head', *METRIC_NAMES, 'max_token', 'is_sink']
+    columns = ['model', 'layer', 'head', 'num_tokens', 'attention_shared', *METRIC_NAMES, 'max_token', 'is_sink']
     columns = [c for c in columns if any(c in row for row in rows)]
     with open(csv_path, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval='')

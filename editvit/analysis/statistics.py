@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from . import metrics as M
-from .extract import AttentionMaps
+from .maps import AttentionMaps
 
 # Fig. 1b shows the top-left 16 x 16 block of each layer's attention matrix
 BLOCK_SIZE = 16
@@ -36,36 +36,41 @@ class AttentionStatistics:
         self.layout: Optional[Dict[str, Any]] = None
         self._sums: Dict[str, torch.Tensor] = {}
 
-    def _add(self, name: str, value: torch.Tensor) -> None:
+    def _add(self, name: str, layer: int, value: torch.Tensor) -> None:
         value = value.double().sum(dim=0)  # summed over the images of the batch
-        self._sums[name] = self._sums[name] + value if name in self._sums else value
+        sums = self._sums.setdefault(name, [None] * self.layout['num_layers'])
+        sums[layer] = value if sums[layer] is None else sums[layer] + value
 
     def update(self, maps: AttentionMaps) -> None:
         """Add a batch of images."""
         P = maps.num_prefix_tokens
-        layout = dict(num_layers=maps.num_layers, num_heads=maps.num_heads, num_tokens=maps.attention.shape[-1],
+        layout = dict(num_layers=maps.num_layers, num_heads=maps.num_heads, num_tokens=maps.num_tokens[0],
                       num_prefix_tokens=P, has_cls=maps.has_cls, grid_size=list(maps.grid_size),
-                      cls_query=maps.cls_query_source)
+                      cls_query=maps.cls_query_source, layer_tokens=maps.num_tokens,
+                      token_grids=[list(g) if g is not None else None for g in maps.token_grids],
+                      pooled=maps.is_pooled, shared=list(maps.shared))
         if self.layout is not None and layout != self.layout:
             raise ValueError(f'batches of different token layouts: {self.layout} then {layout}')
         self.layout = layout
-        A = maps.attention.float()  # (B, L, H, N, N)
-        self._add('received', M.received_attention(A, P))  # (L, H, N)
-        self._add('entropy', M.attention_entropy(A[..., P:, :]).mean(dim=-1))  # (L, H)
-        self._add('high_norm_fraction', M.high_norm_fraction(maps.tokens[:, :, P:]))  # (L,)
-        b = min(BLOCK_SIZE, A.shape[-1])
-        self._add('block', A[..., :b, :b].mean(dim=2))  # (L, b, b) head-averaged
-        cls_query = maps.cls_query_attention()  # (B, L, Hq, 1+Np) or None
-        if cls_query is not None:
-            self._add('cls_query', cls_query.float())  # (L, Hq, 1+Np)
-            self._add('cls_query_entropy', M.renormalised_entropy(cls_query[..., 1:].float()))  # (L, Hq)
-        self.num_images += maps.attention.shape[0]
+        b = min(BLOCK_SIZE, *maps.num_tokens)
+        cls_query = maps.cls_query_attention()  # per layer (B, Hq, 1+N_l_patches) or None
+        for layer in range(maps.num_layers):
+            A = maps.attention[layer].float()  # (B, H, N_l, N_l)
+            self._add('received', layer, M.received_attention(A, P))  # (H, N_l)
+            self._add('entropy', layer, M.attention_entropy(A[..., P:, :]).mean(dim=-1))  # (H,)
+            self._add('high_norm_fraction', layer, M.high_norm_fraction(maps.tokens[layer][:, P:]))  # ()
+            self._add('block', layer, A[..., :b, :b].mean(dim=1))  # (b, b) head-averaged
+            if cls_query is not None:
+                cq = cls_query[layer].float()  # (B, Hq, 1+N_l_patches)
+                self._add('cls_query', layer, cq)  # (Hq, 1+N_l_patches)
+                self._add('cls_query_entropy', layer, M.renormalised_entropy(cq[..., 1:]))  # (Hq,)
+        self.num_images += maps.batch_size
 
-    def mean(self, name: str) -> torch.Tensor:
-        """The per-image average of an accumulated quantity ('received', 'entropy', 'block', ...)."""
+    def mean(self, name: str) -> List[torch.Tensor]:
+        """Per layer, the per-image average of an accumulated quantity ('received', 'entropy', 'block', ...)."""
         if self.num_images == 0:
             raise ValueError('no images were added')
-        return self._sums[name] / self.num_images
+        return [s / self.num_images for s in self._sums[name]]
 
     @property
     def has_cls_query(self) -> bool:
@@ -84,16 +89,21 @@ class AttentionStatistics:
 
     def block(self) -> torch.Tensor:
         """Fig. 1b: the top-left 16 x 16 block of every layer's attention, averaged over heads and images (L, b, b)."""
-        return self.mean('block').float()
+        return torch.stack(self.mean('block')).float()
 
-    def _token_name(self, index: int) -> str:
-        P, (h, w) = self.layout['num_prefix_tokens'], self.layout['grid_size']
+    def _token_name(self, layer: int, index: int) -> str:
+        """'cls', 'prefix<i>', 'patch(row,col)' on the input grid, or after pooling 'pooled(row,col)' on the
+        layer's grid (2D) or 'pooled(i)' (1D)."""
+        P, grid = self.layout['num_prefix_tokens'], self.layout['token_grids'][layer]
         if index < P:
             if index == 0 and self.layout['has_cls']:
                 return 'cls'
             return f'prefix{index}'
-        row, col = divmod(index - P, w)
-        return f'patch({row},{col})'
+        kind = 'pooled' if self.layout['pooled'][layer] else 'patch'
+        if grid is None:
+            return f'{kind}({index - P})'
+        row, col = divmod(index - P, grid[1])
+        return f'{kind}({row},{col})'
 
     def _head_metrics(self, received: torch.Tensor, entropy: torch.Tensor) -> Dict[str, Any]:
         """Metrics of one set of received-attention vectors (..., N) and entropies (...), as nested lists."""
@@ -120,38 +130,41 @@ class AttentionStatistics:
           - model `summary`: means (and min / max where named so) of the layer values over the layers; sink_rate
             is the fraction of sink heads over all layers and heads.
         """
-        received = self.mean('received')  # (L, H, N)
-        entropy = self.mean('entropy')  # (L, H)
-        high_norm = self.mean('high_norm_fraction')  # (L,)
-        sinks = M.sink_heads(received, self.sink_threshold).double()  # (L, H)
+        received = self.mean('received')  # per layer (H, N_l)
+        entropy = self.mean('entropy')  # per layer (H,)
+        high_norm = torch.stack(self.mean('high_norm_fraction'))  # (L,)
+        sinks = torch.stack([M.sink_heads(r, self.sink_threshold) for r in received]).double()  # (L, H)
         # layer level: attention measures on the head-averaged received attention; entropy averaged over heads
-        per_layer = self._head_metrics(received.mean(dim=1), entropy.mean(dim=1))
+        per_layer = _stack_layers([self._head_metrics(r.mean(dim=0), e.mean()) for r, e in zip(received, entropy)])
         per_layer['sink_rate'] = sinks.mean(dim=1)
         per_layer['high_norm_fraction'] = high_norm
-        per_head = self._head_metrics(received, entropy)
+        per_head = _stack_layers([self._head_metrics(r, e) for r, e in zip(received, entropy)])  # (L, H) each
         per_head['is_sink'] = sinks.bool()
-        max_token = received.mean(dim=1).argmax(dim=-1)  # (L,)
+        max_token = [int(r.mean(dim=0).argmax()) for r in received]
         if self.has_cls_query:
-            cq = self.mean('cls_query')  # (L, Hq, 1+Np)
-            cq_entropy = self.mean('cls_query_entropy')  # (L, Hq)
-            cq_metrics = dict(cls_query_to_cls=cq[..., 0], cls_query_to_patches=cq[..., 1:].sum(dim=-1),
-                              cls_query_entropy=cq_entropy)
+            cq = self.mean('cls_query')  # per layer (Hq, 1+N_l_patches)
+            cq_metrics = dict(cls_query_to_cls=torch.stack([c[:, 0] for c in cq]),  # (L, Hq)
+                              cls_query_to_patches=torch.stack([c[:, 1:].sum(dim=-1) for c in cq]),  # (L, Hq)
+                              cls_query_entropy=torch.stack(self.mean('cls_query_entropy')))  # (L, Hq)
             per_layer.update({k: v.mean(dim=1) for k, v in cq_metrics.items()})
 
         layers: List[Dict[str, Any]] = []
+        layer_tokens = self.layout['layer_tokens']
         for i in range(self.layout['num_layers']):
-            layer = dict(layer=i + 1)
+            layer = dict(layer=i + 1, num_tokens=layer_tokens[i], uniform_entropy=M.uniform_entropy(layer_tokens[i]),
+                         attention_shared=self.layout['shared'][i])
             layer.update({k: _number(v[i]) for k, v in per_layer.items()})
-            layer['max_token'] = self._token_name(int(max_token[i]))
+            layer['max_token'] = self._token_name(i, max_token[i])
             layer['heads'] = [dict(head=h, **{k: _number(v[i, h]) for k, v in per_head.items()})
                               for h in range(self.layout['num_heads'])]
             if self.has_cls_query:
                 layer['cls_query_heads'] = [dict(head=h, **{k: _number(v[i, h]) for k, v in cq_metrics.items()})
-                                            for h in range(cq.shape[1])]
+                                            for h in range(cq[i].shape[0])]
             layers.append(layer)
         return dict(
             num_images=self.num_images, **self.layout, sink_threshold=self.sink_threshold,
-            uniform_entropy=M.uniform_entropy(self.layout['num_tokens']),
+            # what mean_entropy would be for uniform attention: log N, or the mean of log N_l when pooling
+            uniform_entropy=sum(M.uniform_entropy(n) for n in layer_tokens) / len(layer_tokens),
             not_applicable=self.applicability(),
             summary=self._model_summary(per_layer, sinks),
             layers=layers,
@@ -177,6 +190,11 @@ class AttentionStatistics:
                      cls_query_entropy_slope=M.trend(e),
                      mean_cls_query_to_cls=_number(per_layer['cls_query_to_cls'].mean()))
         return s
+
+
+def _stack_layers(per_layer: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    """One dict of per-layer tensors from a list of per-layer dicts: each value stacked on a new dim 0 (L, ...)."""
+    return {k: torch.stack([d[k] for d in per_layer]) for k in per_layer[0]}
 
 
 def _number(x: torch.Tensor) -> Any:

@@ -11,11 +11,11 @@ from .budget import Budget
 from .data import MissingDataError, locate_data
 from .demo import DEMO_BUDGET, run_demo
 from .machine import describe_machine, idle_cores
-from .results import append_row, read_rows
-from .run import RunResult, run_experiment
+from .results import append_row, read_rows, write_rows
+from .run import RunResult, remeasure_sink, run_experiment
 from .subset import Subset, make_subset
 from .variants import VARIANTS, variant_model
 
 __all__ = ['Budget', 'DEMO_BUDGET', 'MissingDataError', 'RunResult', 'Subset', 'VARIANTS', 'aggregate',
            'append_row', 'compare', 'describe_machine', 'format_table', 'idle_cores', 'locate_data', 'make_subset',
-           'read_rows', 'run_demo', 'run_experiment', 'variant_model']
+           'read_rows', 'remeasure_sink', 'run_demo', 'run_experiment', 'variant_model', 'write_rows']

@@ -39,9 +39,9 @@ def locate_data(data_dir: Optional[PathLike] = None, download_root: Optional[Pat
         MissingDataError: data_dir does not exist, or there is no data and the download failed; the message
             names both ways to provide it.
     """
-    how = (f'Give the data with --data-dir DIR (make demo DATA=DIR) or EDITVIT_DATA=PARENT (read from '
-           f'PARENT/cifar10), holding train/<class>/*.jpg and test/<class>/*.jpg or torchvision\'s '
-           f'cifar-10-batches-py/; or run where the internet is reachable, so torchvision downloads it')
+    how = ('Give the data with --data-dir DIR (make demo DATA=DIR) or EDITVIT_DATA=PARENT (read from '
+           'PARENT/cifar10), holding train/<class>/*.jpg and test/<class>/*.jpg or torchvision\'s '
+           'cifar-10-batches-py/; or run where the internet is reachable, so torchvision downloads it')
     if data_dir is not None:
         path = Path(data_dir).expanduser()
         if not path.is_dir():

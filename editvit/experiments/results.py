@@ -3,7 +3,9 @@ every run it completed."""
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Union
+from typing import Any, Dict, Iterable, List, Mapping, Union
+
+from ..weights import atomic_write
 
 PathLike = Union[str, Path]
 
@@ -33,3 +35,9 @@ def read_rows(path: PathLike) -> List[Dict[str, Any]]:
         except json.JSONDecodeError as e:
             raise ValueError(f'{str(path)!r} line {number} is not JSON: {e}') from e
     return rows
+
+
+def write_rows(path: PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Replace the file with rows, one JSON line each, atomically (the old file stays whole if this is killed)."""
+    text = ''.join(json.dumps(row, sort_keys=False) + '\n' for row in rows)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))

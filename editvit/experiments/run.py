@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 from ..analysis import ModelAnalysis, UnsupportedModelError, analyze_model, create_model, load_images
 from ..macs import count_macs
@@ -68,6 +68,30 @@ def sink_analysis(name: str, model_kwargs: Dict[str, Any], weights: PathLike, nu
         return None
 
 
+def measure_sink(variant: str, timm_model: str, model_kwargs: Dict[str, Any], weights: PathLike, subset: Subset,
+                 analysis_images: int) -> Tuple[Optional[ModelAnalysis], Dict[str, Any]]:
+    """The sink analysis of trained weights on about analysis_images test images of subset (the same number per
+    class), and the row fields that report it: sink (summary metrics) and sink_note (why None, if it is)."""
+    per_class = max(1, analysis_images // len(subset.classes))
+    images = load_images(subset.test_images(per_class))
+    analysis = sink_analysis(timm_model, model_kwargs, weights, len(subset.classes), images, variant)
+    return analysis, dict(
+        sink={k: analysis.metrics['summary'].get(k) for k in SINK_SUMMARY_KEYS} if analysis else None,
+        sink_note=None if analysis else f'the analysis cannot read the attention of {timm_model}')
+
+
+def remeasure_sink(row: Dict[str, Any], subset: Subset, run_dir: PathLike) -> Dict[str, Any]:
+    """row with its sink fields measured again from the run's saved weights (run_dir/model.safetensors), on the
+    same test images as when it was trained; `sink_measured` records when. Training numbers are kept."""
+    weights = Path(run_dir) / 'model.safetensors'
+    if not weights.is_file():
+        raise FileNotFoundError(f'{str(weights)!r} is missing: the run folder of {row["model"]} seed {row["seed"]} '
+                                f'on {row["dataset"]} is needed to measure its sink again (or train it again)')
+    _, fields = measure_sink(row['model'], row['timm_model'], row['model_kwargs'], weights, subset,
+                             row['budget_config']['analysis_images'])
+    return dict(row, **fields, sink_measured=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+
+
 def run_experiment(variant: str, subset: Subset, seed: int, budget: Budget, output: PathLike,
                    finetune: Optional[PathLike] = None, num_workers: int = 0) -> RunResult:
     """Train variant on subset (fresh: an unfinished earlier run in output is removed), then measure it.
@@ -85,10 +109,8 @@ def run_experiment(variant: str, subset: Subset, seed: int, budget: Budget, outp
     start = time.perf_counter()
     metrics = train(cfg)
     train_seconds = time.perf_counter() - start
-    per_class = max(1, budget.analysis_images // len(subset.classes))
-    images = load_images(subset.test_images(per_class))
-    analysis = sink_analysis(cfg.model, cfg.model_kwargs, out / 'model.safetensors', len(subset.classes), images,
-                             variant)
+    analysis, sink = measure_sink(variant, cfg.model, cfg.model_kwargs, out / 'model.safetensors', subset,
+                                  budget.analysis_images)
     model = create_model(cfg.model, num_classes=len(subset.classes), **cfg.model_kwargs)
     row = dict(
         model=variant, timm_model=cfg.model, model_kwargs=cfg.model_kwargs, dataset=subset.dataset,
@@ -98,8 +120,7 @@ def run_experiment(variant: str, subset: Subset, seed: int, budget: Budget, outp
         top1=metrics['val_top1'], top5=metrics['val_top5'], best_top1=metrics['best_val_top1'],
         params=metrics['num_params'], macs=count_macs(model, (3, subset.image_size, subset.image_size)),
         train_seconds=round(train_seconds, 1), images_per_sec=metrics['images_per_sec'],
-        sink={k: analysis.metrics['summary'].get(k) for k in SINK_SUMMARY_KEYS} if analysis else None,
-        sink_note=None if analysis else f'the analysis cannot read the attention of {cfg.model}',
+        **sink,
         finetune=str(finetune) if finetune else None,
         machine=dict(machine, load_1min_end=describe_machine()['load_1min']),
         finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
