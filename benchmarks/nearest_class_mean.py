@@ -16,7 +16,6 @@ top-1, not 27.7%, because dividing by the channels' slightly different stds rewe
 predictions change, net one); Fashion-MNIST's three channels are the same grey, so its ranking cannot change.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -25,7 +24,7 @@ import timm
 import torch
 
 from editvit.data import create_dataset, create_eval_transform
-from editvit.experiments import Budget, Subset, make_subset, read_rows, variant_model
+from editvit.experiments import Budget, Subset, make_subset, read_rows, variant_model, write_rows
 from editvit.train.models import create_model
 
 RESULTS = Path(__file__).parent / 'results' / 'nearest_class_mean.jsonl'
@@ -111,8 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                              top5=round(top5, 2)))
     new = {tuple(r[k] for k in KEY) for r in rows}
     kept = [r for r in read_rows(args.results) if tuple(r.get(k) for k in KEY) not in new]
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(''.join(json.dumps(r) + '\n' for r in kept + rows))
+    write_rows(args.results, kept + rows)
     print('| dataset | train / test images | pixels | top-1 (%) | top-5 (%) |\n|---|---|---|---|---|')
     for r in rows:
         space = 'standardised per pixel' if r['standardised'] else 'as the model sees them'
