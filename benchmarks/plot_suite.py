@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from editvit.experiments import aggregate, compare, format_table, read_rows
+from editvit.experiments.aggregate import budget_order
 from editvit.experiments.plots import plot_accuracy
 
 RESULTS = Path(__file__).parent / 'results'
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
     print(f'Top-1 lead over {args.baseline} (difference of means ± its standard error; "yes" where |difference| > '
           f'2 standard errors):\n')
     print('| dataset | budget | model | lead (points) | largest seed std | beyond 2 SE |\n|---|---|---|---|---|---|')
-    for e in sorted(entries, key=lambda e: (e['dataset'], e['budget'], e['model'])):
+    for e in sorted(entries, key=lambda e: (e['dataset'], budget_order(e['budget']), e['model'])):
         if e['model'] == args.baseline:
             continue
         c = compare(entries, e['model'], args.baseline, e['dataset'], e['budget'])

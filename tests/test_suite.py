@@ -189,3 +189,10 @@ def test_transfer_fine_tunes_cifar_weights_on_fashion_mnist_at_28px(tmp_path, ca
     assert row['finetune'].endswith('edit-s0/model.safetensors')
     with pytest.raises(FileNotFoundError, match='no CIFAR-10 weights for deit3'):
         _script('transfer').main([*args, '--models', 'deit3'])
+
+
+def test_budgets_sort_by_their_numbers():
+    from editvit.experiments.aggregate import budget_order
+    tags = ['d48-l4-h2-p4-e20', 'd48-l4-h2-p4-e6', 'd48-l4-h2-p4-e2', 'd128-l4-h2-p4-e2']
+    assert sorted(tags, key=budget_order) == ['d48-l4-h2-p4-e2', 'd48-l4-h2-p4-e6', 'd48-l4-h2-p4-e20',
+                                              'd128-l4-h2-p4-e2']

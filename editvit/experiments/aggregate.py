@@ -1,5 +1,6 @@
 """Mean and spread over seeds, and whether one model's lead exceeds that spread."""
 import math
+import re
 import statistics
 from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -7,6 +8,11 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 GROUP_KEYS = ('dataset', 'budget', 'model')
 SINK_KEYS = ('mean_sink_ratio', 'mean_max_token_ratio', 'sink_rate', 'cls_query_entropy_first',
              'cls_query_entropy_last')
+
+
+def budget_order(tag: str) -> tuple:
+    """Sort key for budget tags that reads their numbers as numbers: ...-e2 < ...-e6 < ...-e20."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r'(\d+)', tag))
 
 
 def _mean_std(values: Sequence[float]) -> Tuple[float, Optional[float]]:
@@ -64,7 +70,7 @@ def format_table(entries: Sequence[Mapping[str, Any]]) -> str:
     header = ('| dataset | budget | model | n | top-1 (%) | top-5 (%) | params (k) | MMACs | train img/s | '
               '[CLS] sink ratio | max-token ratio | sink rate | [CLS]-query entropy L1 -> last |')
     lines = [header, '|' + '---|' * (header.count('|') - 1)]
-    for e in sorted(entries, key=lambda e: (e['dataset'], e['budget'], -e['top1_mean'])):
+    for e in sorted(entries, key=lambda e: (e['dataset'], budget_order(e['budget']), -e['top1_mean'])):
         entropy = 'n/a' if e['cls_query_entropy_first'] is None else \
             f"{e['cls_query_entropy_first']:.2f} -> {e['cls_query_entropy_last']:.2f}"
         lines.append(f"| {e['dataset']} | {e['budget']} | {e['model']} | {e['n']} | "

@@ -7,6 +7,8 @@ from typing import Any, Dict, Mapping, Sequence, Union
 
 from matplotlib.figure import Figure
 
+from .aggregate import budget_order
+
 PathLike = Union[str, Path]
 DPI = 100
 
@@ -21,7 +23,7 @@ def _save(fig: Figure, path: PathLike) -> Path:
 def plot_accuracy(rows: Sequence[Mapping[str, Any]], entries: Sequence[Mapping[str, Any]], path: PathLike) -> Path:
     """One row of panels per (data set, budget): top-1 mean ± std per model as bars with each seed as a dot, and
     the most-attended token's share over the mean of the others (1 = uniform attention, no sink) per model."""
-    groups = sorted({(e['dataset'], e['budget']) for e in entries})
+    groups = sorted({(e['dataset'], e['budget']) for e in entries}, key=lambda g: (g[0], budget_order(g[1])))
     fig = Figure(figsize=(11, 3.6 * len(groups)), layout='constrained')
     axes = fig.subplots(len(groups), 2, squeeze=False)
     for (ax_acc, ax_sink), (dataset, budget) in zip(axes, groups):
