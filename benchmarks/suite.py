@@ -79,9 +79,9 @@ def run_dir(args: argparse.Namespace, dataset: str, budget: Budget, model: str, 
 def remeasure(args: argparse.Namespace, budget: Budget) -> int:
     rows = read_rows(args.results)
     for dataset, subset, n_train, n_test in subsets(args):
+        selected = {(m, dataset, budget.tag(), s, n_train, n_test) for m in args.models for s in args.seeds}
         for i, row in enumerate(rows):
-            if run_key(row) not in {(m, dataset, budget.tag(), s, n_train, n_test)
-                                    for m in args.models for s in args.seeds}:
+            if run_key(row) not in selected:
                 continue
             rows[i] = remeasure_sink(row, subset, run_dir(args, dataset, budget, row['model'], row['seed']))
             write_rows(args.results, rows)  # after each run: an interruption keeps what was measured

@@ -91,10 +91,6 @@ class AttentionMaps:
         return [a.shape[-1] for a in self.attention]
 
     @property
-    def num_input_patches(self) -> int:
-        return self.grid_size[0] * self.grid_size[1]
-
-    @property
     def is_pooled(self) -> List[bool]:
         """Per layer: do its patch tokens differ from the input patches (some layer up to it pooled)?"""
         return [c is not None for c in self._input_projections()]

@@ -58,23 +58,17 @@ def train_config(variant: str, subset: Subset, seed: int, budget: Budget, output
     return from_dict(TrainConfig, values, source=f'{variant} on {subset.dataset}')
 
 
-def sink_analysis(name: str, model_kwargs: Dict[str, Any], weights: PathLike, num_classes: int, images: list,
-                  label: str) -> Optional[ModelAnalysis]:
-    """The attention-sink analysis of trained weights, or None for a model whose attention it cannot read."""
-    model = create_model(name, weights, num_classes=num_classes, **model_kwargs)
-    try:
-        return analyze_model(model, images, name=label)
-    except UnsupportedModelError:
-        return None
-
-
 def measure_sink(variant: str, timm_model: str, model_kwargs: Dict[str, Any], weights: PathLike, subset: Subset,
                  analysis_images: int) -> Tuple[Optional[ModelAnalysis], Dict[str, Any]]:
     """The sink analysis of trained weights on about analysis_images test images of subset (the same number per
     class), and the row fields that report it: sink (summary metrics) and sink_note (why None, if it is)."""
     per_class = max(1, analysis_images // len(subset.classes))
     images = load_images(subset.test_images(per_class))
-    analysis = sink_analysis(timm_model, model_kwargs, weights, len(subset.classes), images, variant)
+    model = create_model(timm_model, weights, num_classes=len(subset.classes), **model_kwargs)
+    try:
+        analysis = analyze_model(model, images, name=variant)
+    except UnsupportedModelError:
+        analysis = None
     return analysis, dict(
         sink={k: analysis.metrics['summary'].get(k) for k in SINK_SUMMARY_KEYS} if analysis else None,
         sink_note=None if analysis else f'the analysis cannot read the attention of {timm_model}')
