@@ -25,7 +25,7 @@ import torch
 
 from editvit.data import create_dataset, create_eval_transform
 from editvit.experiments import Budget, Subset, make_subset, read_rows, variant_model, write_rows
-from editvit.train.models import create_model
+from editvit import create_model
 
 RESULTS = Path(__file__).parent / 'results' / 'nearest_class_mean.jsonl'
 DATASETS = ('cifar10', 'fashion-mnist')

@@ -15,15 +15,13 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from .errors import CheckpointError
+
 PathLike = Union[str, os.PathLike]
 # keys under which training scripts (timm, DeiT, editvit) nest the model weights, most preferred first
 _NESTED_KEYS = ('model', 'state_dict', 'model_state_dict')
 # prefixes added by DistributedDataParallel and torch.compile
 _WRAPPER_PREFIXES = ('module.', '_orig_mod.')
-
-
-class CheckpointError(ValueError):
-    """A weights file that cannot be read, or whose weights do not fit the model."""
 
 
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> Path:

@@ -10,11 +10,13 @@ import torch
 from PIL import Image
 
 from conftest import tiny_edit
-from editvit.analysis import (AttentionMaps, ImageDecodeError, UnknownModelError, analyze_model, create_model,
+from editvit import create_model
+from editvit.analysis import (AttentionMaps, ImageDecodeError, analyze_model,
                               extract_attention, load_images, plot_blocks, plot_sequential_maps, plot_sink,
                               sequential_attention_maps, self_attention_rollout, write_metrics)
 from editvit.analysis.plots import DPI, block_figure_size, maps_figure_size, sink_figure_size
 from editvit.cli import main
+from editvit.errors import ConfigError
 from editvit.weights import save_model
 
 
@@ -39,7 +41,7 @@ def test_folder_images_sorted_and_bad_image_named(image_dir, tmp_path):
 
 
 def test_unknown_model_is_a_clear_error():
-    with pytest.raises(UnknownModelError, match="unknown model 'deit3_smal_patch16_224'.*deit3_small_patch16_224"):
+    with pytest.raises(ConfigError, match="unknown model 'deit3_smal_patch16_224'.*deit3_small_patch16_224"):
         create_model('deit3_smal_patch16_224')
 
 

@@ -6,7 +6,7 @@ import pytest
 from editvit.cli import main
 from editvit.train import ConfigError, TrainConfig, load_config
 from editvit.train.config import resume_differences, to_dict
-from editvit.train.models import create_model
+from editvit import create_model
 from editvit.train.recipe import plan_batches, scaled_lr
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
@@ -109,7 +109,7 @@ def test_shipped_configs_are_table_2(name):
 def test_cpu_configs_build_their_model(name):
     c = load_config(CONFIGS / name, overrides={'output': 'x'}).validate()
     assert c.amp == 'none' and c.device is None  # fp32: see the comment in the file
-    model = create_model(c.model, 10, c.model_kwargs, c.drop_path)
+    model = create_model(c.model, 10, c.model_kwargs, drop_path=c.drop_path)
     assert model.patch_embed.img_size == ((32, 32) if 'cifar' in name else (28, 28))
 
 

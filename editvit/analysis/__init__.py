@@ -3,9 +3,9 @@
     from editvit.analysis import run_analysis
     run_analysis('edit_small_patch16_224', 'out/', checkpoint='edit_s.safetensors', compare='deit3_small_patch16_224')
 
-or, step by step: `create_model`, `load_images`, `analyze_model` (metrics, blocks, maps), `write_metrics`, `plot_*`.
+or, step by step: `editvit.create_model`, `load_images`, `analyze_model` (metrics, blocks, maps), `write_metrics`, `plot_*`.
 """
-from .analyze import ModelAnalysis, UnknownModelError, analyze_model, create_model
+from .analyze import ModelAnalysis, analyze_model
 from .extract import UnsupportedModelError, extract_attention, talking_heads_attention
 from .maps import AttentionMaps
 from .images import ImageDecodeError, load_images, sample_images
@@ -17,8 +17,7 @@ from .sequential import sequential_attention_maps
 from .statistics import AttentionStatistics
 
 __all__ = [
-    'AttentionMaps', 'AttentionStatistics', 'ImageDecodeError', 'ModelAnalysis', 'UnknownModelError',
-    'UnsupportedModelError', 'analyze_model', 'cls_rollout', 'create_model',
-    'extract_attention', 'load_images', 'plot_blocks', 'plot_sequential_maps', 'plot_sink', 'run_analysis',
+    'AttentionMaps', 'AttentionStatistics', 'ImageDecodeError', 'ModelAnalysis', 'UnsupportedModelError',
+    'analyze_model', 'cls_rollout', 'extract_attention', 'load_images', 'plot_blocks', 'plot_sequential_maps', 'plot_sink', 'run_analysis',
     'sample_images', 'self_attention_rollout', 'sequential_attention_maps', 'talking_heads_attention', 'write_metrics',
 ]

@@ -16,10 +16,6 @@ from .sequential import sequential_attention_maps
 from .statistics import AttentionStatistics
 
 
-class UnknownModelError(ValueError):
-    """A model name that timm (with editvit's models registered) does not know."""
-
-
 @dataclass
 class ModelAnalysis:
     """What the analysis of one model produced.
@@ -40,22 +36,6 @@ class ModelAnalysis:
     map_label: str
     images: np.ndarray
     image_names: List[str]
-
-
-def create_model(name: str, checkpoint: Optional[Union[str, Path]] = None, **kwargs) -> nn.Module:
-    """timm.create_model(name) with a clear error for an unknown name, then the checkpoint's weights if given.
-
-    Without a checkpoint the weights are random (timm's initialisation): no download is attempted.
-    """
-    import editvit  # noqa: F401  registers the EDIT models with timm
-    if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
-        hint = f'; did you mean {", ".join(close)}?' if close else '; `editvit models "*vit*"` lists model names'
-        raise UnknownModelError(f'unknown model {name!r}{hint}')
-    model = timm.create_model(name, pretrained=False, **kwargs)
-    if checkpoint is not None:
-        load_model_weights(model, checkpoint)
-    return model.eval()
 
 
 def analyze_model(

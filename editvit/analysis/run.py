@@ -3,7 +3,8 @@ import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from .analyze import ModelAnalysis, analyze_model, create_model
+from ..models.factory import create_model
+from .analyze import ModelAnalysis, analyze_model
 from .extract import attention_blocks
 from .images import load_images
 from .plots import plot_blocks, plot_sequential_maps, plot_sink
@@ -47,7 +48,7 @@ def run_analysis(
     named_images = load_images(images)
     specs = [(model, checkpoint)] + ([(compare, checkpoint2)] if compare else [])
     # create every model before the first long step, so a bad name or checkpoint fails at once
-    models = [(name, create_model(name, ckpt)) for name, ckpt in specs]
+    models = [(name, create_model(name, checkpoint=ckpt).eval()) for name, ckpt in specs]
     for _, m in models:
         attention_blocks(m)
     analyses = [analyze_model(m, named_images, name=name, map_method=map_method, batch_size=batch_size)

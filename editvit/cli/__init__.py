@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     import editvit  # noqa: F401  registers the models with timm
-    from ..weights import CheckpointError
+    from ..errors import CheckpointError
 
     args = build_parser().parse_args(argv)
     try:

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import ImageDecodeError, UnknownModelError, UnsupportedModelError, run_analysis
+    from ..analysis import ImageDecodeError, UnsupportedModelError, run_analysis
+    from ..errors import CheckpointError, ConfigError
 
     if args.checkpoint2 and not args.compare:
         raise UsageError('--checkpoint2 needs --compare NAME2')
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         analyses = run_analysis(
             args.model, args.output, checkpoint=args.checkpoint, images=args.images, compare=args.compare,
             checkpoint2=args.checkpoint2, map_method=args.maps, batch_size=args.batch_size, plots=not args.no_plots)
-    except (ImageDecodeError, UnknownModelError, UnsupportedModelError) as e:
+    except (ImageDecodeError, ConfigError, CheckpointError, UnsupportedModelError) as e:
         raise UsageError(str(e)) from e
     for analysis in analyses:
         m = analysis.metrics

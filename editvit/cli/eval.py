@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import DataError
+    from ..errors import DataError
     from ..train import ConfigError, EvalConfig, evaluate_checkpoint, load_config
 
     try:

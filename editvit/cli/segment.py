@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..data import DataError
+    from ..errors import DataError
     from ..segmentation import SegTrainConfig, seg_config_for_resume, train_segmentation
     from ..train import ConfigError, NonFiniteLossError, load_config
 
@@ -49,7 +49,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..data import DataError
+    from ..errors import DataError
     from ..segmentation import SegEvalConfig, evaluate_checkpoint
     from ..train import ConfigError, load_config
 

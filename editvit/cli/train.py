@@ -79,7 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import DataError
+    from ..errors import DataError
     from ..train import ConfigError, NonFiniteLossError, TrainConfig, config_for_resume, load_config, train
 
     overrides = overrides_from(args, TrainConfig)

@@ -1,6 +1,6 @@
 """Data for training and evaluation: data sets by name, the recipe's transforms, resumable samplers, loaders."""
 from .datasets import DATA_ENV, DATASETS, create_dataset, resolve_root
-from .errors import DataError
+from ..errors import DataError
 from .loader import TransformedDataset, collate_drop_bad, create_loader
 from .sampler import ResumableSampler, ShardSampler, create_train_sampler, sample_seed
 from .transforms import CROPS, create_eval_transform, create_train_transform

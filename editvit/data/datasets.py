@@ -9,7 +9,7 @@ from typing import Optional
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
-from .errors import DataError
+from ..errors import DataError
 from .fashion_mnist import LAYOUT as FASHION_LAYOUT
 from .fashion_mnist import FashionMNIST
 from .folder import ImageFolderDataset, scan_class_folders, split_per_class

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .errors import DataError
+from ..errors import DataError
 
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
 _FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),

@@ -7,7 +7,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-from .errors import DataError
+from ..errors import DataError
 
 Sample = Tuple[str, int]
 

@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-from ..analysis import ModelAnalysis, UnsupportedModelError, analyze_model, create_model, load_images
+from ..analysis import ModelAnalysis, UnsupportedModelError, analyze_model, load_images
 from ..macs import count_macs
+from ..models.factory import create_model
 from ..train import from_dict, train
 from ..train.config import TrainConfig, read_yaml
 from .budget import Budget
@@ -64,7 +65,7 @@ def measure_sink(variant: str, timm_model: str, model_kwargs: Dict[str, Any], we
     class), and the row fields that report it: sink (summary metrics) and sink_note (why None, if it is)."""
     per_class = max(1, analysis_images // len(subset.classes))
     images = load_images(subset.test_images(per_class))
-    model = create_model(timm_model, weights, num_classes=len(subset.classes), **model_kwargs)
+    model = create_model(timm_model, len(subset.classes), model_kwargs, checkpoint=weights).eval()
     try:
         analysis = analyze_model(model, images, name=variant)
     except UnsupportedModelError:
@@ -105,7 +106,7 @@ def run_experiment(variant: str, subset: Subset, seed: int, budget: Budget, outp
     train_seconds = time.perf_counter() - start
     analysis, sink = measure_sink(variant, cfg.model, cfg.model_kwargs, out / 'model.safetensors', subset,
                                   budget.analysis_images)
-    model = create_model(cfg.model, num_classes=len(subset.classes), **cfg.model_kwargs)
+    model = create_model(cfg.model, len(subset.classes), cfg.model_kwargs).eval()
     row = dict(
         model=variant, timm_model=cfg.model, model_kwargs=cfg.model_kwargs, dataset=subset.dataset,
         budget=budget.tag(), budget_config=budget.to_dict(), seed=seed, epochs=cfg.epochs,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.errors import DataError
+from ..errors import DataError
 from .folder import MaskPairDataset, pair_images_and_masks
 
 LAYOUT = ('ADEChallengeData2016/images/{training,validation}/*.jpg and '

@@ -4,7 +4,8 @@
 from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional
 
-from ..train.config import Amp, ConfigError, Device, field_help
+from ..errors import ConfigError
+from ..train.config import Amp, Device, field_help
 
 SegDataset = Literal['ade20k', 'maskfolder', 'synthetic', 'pasted']
 ObjectDataset = Literal['fashion-mnist', 'cifar10', 'cifar100', 'imagefolder']

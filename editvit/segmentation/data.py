@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data import create_dataset, create_loader, resolve_root
-from ..data.errors import DataError
+from ..errors import DataError
 from .ade20k import LAYOUT as ADE20K_LAYOUT
 from .ade20k import ade20k
 from .folder import LAYOUT as FOLDER_LAYOUT

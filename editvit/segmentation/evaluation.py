@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from ..data import ShardSampler
 from ..train import distributed as D
-from ..train.config import ConfigError
+from ..errors import ConfigError
 from ..train.engine import autocast, batches
 from ..train.records import write_json, write_text
 from ..weights import load_model_weights

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..data.errors import DataError
+from ..errors import DataError
 from ..data.folder import load_rgb
 from .metrics import IGNORE_INDEX
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..train.config import ConfigError
-from ..train.models import create_model
+from ..errors import ConfigError
+from ..models.factory import create_model
 from ..weights import load_model_weights, read_state_dict
 from .mask_transformer import LinearDecoder, MaskTransformer
 

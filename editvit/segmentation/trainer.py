@@ -22,7 +22,8 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data import ShardSampler, create_train_sampler
 from ..train import distributed as D
 from ..train.checkpoint import LAST, restore_run, save_run_checkpoint
-from ..train.config import ConfigError, from_dict, to_dict
+from ..errors import ConfigError
+from ..train.config import from_dict, to_dict
 from ..train.engine import EpochState, train_one_epoch
 from ..train.recipe import plan_batches
 from ..train.records import RunLog, write_json, write_summary, write_text

@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from ..weights import CheckpointError, atomic_write, clean_state_dict, read_file
+from ..errors import CheckpointError
+from ..weights import atomic_write, clean_state_dict, read_file
 from . import distributed as D
 from .engine import EpochState
 from .models import unwrap

@@ -12,14 +12,12 @@ from typing import Any, Dict, List, Literal, Mapping, Optional, Type, TypeVar, U
 
 import yaml
 
+from ..errors import ConfigError
+
 Amp = Literal['bf16', 'fp16', 'none']
 Device = Literal['cpu', 'cuda']
 Dataset = Literal['imagefolder', 'cifar10', 'cifar100', 'fashion-mnist', 'synthetic']
 C = TypeVar('C')
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used: unknown key, wrong type, missing value, inconsistent values."""
 
 
 def field_help(text: str, **kwargs) -> Any:

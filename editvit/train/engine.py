@@ -16,8 +16,8 @@ from timm.utils import NativeScaler, accuracy, dispatch_clip_grad
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data import DataError
-from ..data.errors import original_message
+from ..errors import DataError
+from ..errors import original_message
 from .distributed import DistEnv, all_reduce_sum
 from .models import unwrap
 

@@ -7,9 +7,11 @@ import timm
 from ..data import ShardSampler, create_dataset, create_eval_transform, create_loader
 from ..weights import load_model_weights
 from . import distributed as D
-from .config import ConfigError, EvalConfig
+from ..errors import ConfigError
+from .config import EvalConfig
 from .engine import evaluate
-from .models import create_model, input_size
+from ..models.factory import create_model
+from .models import input_size
 from .records import write_json
 from .trainer import SYNTHETIC_IMAGE_SIZE
 

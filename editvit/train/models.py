@@ -1,58 +1,11 @@
-"""Creating the model of a run by timm name, with its kwargs checked, and loading fine-tuning weights."""
-import difflib
-import inspect
+"""The model of a run: its input size, and fine-tuning weights loaded into it."""
 import sys
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Tuple, Union
 
-import timm
-import torch
 import torch.nn as nn
 
 from ..weights import check_fits, read_state_dict
-from .config import ConfigError
-
-
-def check_model_name(name: str) -> None:
-    if timm.is_model(name):
-        return
-    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-    hint = f'; did you mean {", ".join(close)}?' if close else '; `editvit models "*"` lists them'
-    raise ConfigError(f'unknown model {name!r}{hint}')
-
-
-def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
-    """The constructor arguments a timm model accepts (None if it takes any **kwargs or cannot be inspected)."""
-    try:
-        with torch.device('meta'):  # no memory, no initialisation cost
-            cls = type(timm.create_model(name))
-    except Exception:  # a model that cannot be built on the meta device is checked by create_model itself
-        return None
-    params = inspect.signature(cls.__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return tuple(p for p in params if p != 'self')
-
-
-def create_model(name: str, num_classes: int, model_kwargs: Optional[Mapping[str, Any]] = None,
-                 drop_path: Optional[float] = None, layer_scale_init: Optional[float] = None) -> nn.Module:
-    """timm.create_model(name, num_classes=..., **model_kwargs), failing with a ConfigError that names an unknown
-    model or an unknown kwarg and lists the valid ones."""
-    check_model_name(name)
-    kwargs: Dict[str, Any] = dict(model_kwargs or {})
-    valid = model_arguments(name)
-    if valid is not None:
-        for key in kwargs:
-            if key not in valid:
-                raise ConfigError(f'unknown model kwarg {key!r} for {name}; valid: {", ".join(valid)}')
-    if drop_path is not None:
-        kwargs['drop_path_rate'] = drop_path
-    if layer_scale_init is not None:
-        kwargs['init_values'] = layer_scale_init
-    try:
-        return timm.create_model(name, num_classes=num_classes, **kwargs)
-    except TypeError as e:
-        raise ConfigError(f'cannot create {name} with {kwargs}: {e}') from e
 
 
 def input_size(model: nn.Module) -> Tuple[int, int]:

@@ -11,7 +11,8 @@ from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTarget
 from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 
-from .config import ConfigError, TrainConfig
+from ..errors import ConfigError
+from .config import TrainConfig
 
 
 @dataclass(frozen=True)

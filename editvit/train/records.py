@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from ..weights import atomic_write
-from .config import ConfigError
+from ..errors import ConfigError
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -23,9 +23,11 @@ from ..data import create_train_transform
 from ..weights import save_model
 from . import distributed as D
 from .checkpoint import LAST, load_checkpoint, restore_run, save_run_checkpoint
-from .config import ConfigError, TrainConfig, from_dict, resume_differences, to_dict
+from ..errors import ConfigError
+from .config import TrainConfig, from_dict, resume_differences, to_dict
 from .engine import EpochState, evaluate, train_one_epoch
-from .models import create_model, input_size, load_finetune_weights
+from ..models.factory import create_model
+from .models import input_size, load_finetune_weights
 from .recipe import create_loss, create_mixup, create_optimizer, create_scheduler, plan_batches, scaled_lr
 from .records import RunLog, write_json, write_summary, write_text
 from .rng import seed_everything
@@ -95,7 +97,8 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> Dict[str, Any]:
     # identical initial weights on every rank; rank-dependent randomness (drop path, Mixup) afterwards
     seed_everything(cfg.seed)
     train_set, val_set, num_classes = _datasets(cfg)
-    model = create_model(cfg.model, num_classes, cfg.model_kwargs, cfg.drop_path, cfg.layer_scale_init)
+    model = create_model(cfg.model, num_classes, cfg.model_kwargs, drop_path=cfg.drop_path,
+                         layer_scale_init=cfg.layer_scale_init)
     if cfg.finetune and resumed is None:
         load_finetune_weights(model, cfg.finetune)
     if cfg.grad_checkpointing:

@@ -1,0 +1,76 @@
+"""`create_model`: the one way editvit builds a model by timm name, for training, evaluation, analysis, segmentation
+and experiments: the name and kwargs checked with errors that list the valid choices, then local weights if given."""
+import difflib
+import inspect
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import timm
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+from ..weights import load_model_weights
+
+
+def check_model_name(name: str) -> None:
+    """Raise a ConfigError for a name timm (with editvit's models registered) does not know, with close matches."""
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f'; did you mean {", ".join(close)}?' if close else '; `editvit models "*"` lists them'
+    raise ConfigError(f'unknown model {name!r}{hint}')
+
+
+def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
+    """The constructor arguments a timm model accepts (None if it takes any **kwargs or cannot be inspected)."""
+    try:
+        with torch.device('meta'):  # no memory, no initialisation cost
+            cls = type(timm.create_model(name))
+    except Exception:  # a model that cannot be built on the meta device is checked by create_model itself
+        return None
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return tuple(p for p in params if p != 'self')
+
+
+def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Optional[Mapping[str, Any]] = None, *,
+                 checkpoint: Optional[Union[str, Path]] = None, drop_path: Optional[float] = None,
+                 layer_scale_init: Optional[float] = None) -> nn.Module:
+    """timm.create_model(name, num_classes=..., **model_kwargs), then the checkpoint's weights if given.
+
+    Without a checkpoint the weights are random (timm's initialisation): no download is attempted.
+
+    Args:
+        name: A timm model name (editvit's are registered on `import editvit`).
+        num_classes: Classifier outputs; None keeps the model's default.
+        model_kwargs: Constructor kwargs; an unknown one is a ConfigError listing the valid ones.
+        checkpoint: Local .safetensors or .pth weights, loaded strictly (`load_model_weights`).
+        drop_path: Stochastic depth rate (timm's drop_path_rate).
+        layer_scale_init: LayerScale initial value (timm's init_values).
+
+    Raises:
+        ConfigError: unknown model name or kwarg, or kwargs the constructor rejects.
+        CheckpointError: weights that cannot be read or do not fit.
+    """
+    check_model_name(name)
+    kwargs: Dict[str, Any] = dict(model_kwargs or {})
+    valid = model_arguments(name)
+    if valid is not None:
+        for key in kwargs:
+            if key not in valid:
+                raise ConfigError(f'unknown model kwarg {key!r} for {name}; valid: {", ".join(valid)}')
+    if num_classes is not None:
+        kwargs['num_classes'] = num_classes
+    if drop_path is not None:
+        kwargs['drop_path_rate'] = drop_path
+    if layer_scale_init is not None:
+        kwargs['init_values'] = layer_scale_init
+    try:
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f'cannot create {name} with {kwargs}: {e}') from e
+    if checkpoint is not None:
+        load_model_weights(model, checkpoint)
+    return model
