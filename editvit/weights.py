@@ -6,10 +6,12 @@ half-written file under the real name.
 """
 import os
 import pickle
+import pickletools
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -64,11 +66,46 @@ def clean_state_dict(state_dict: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
     return cleaned
 
 
+def _weights_only_reason(error: Exception) -> str:
+    """What torch's weights-only unpickler objected to, without its advice to retry unsafely."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reasons = [line for line in lines if line.startswith(('Trying to load', 'Unsupported', 'Unsupported operand'))]
+    return reasons[0] if reasons else lines[-1] if lines else type(error).__name__
+
+
+def _pickled_code(path: Path) -> Optional[str]:
+    """The first class or function a well-formed pickle (bare, or torch's zip with data.pkl) names, as
+    'module.name'; None when it names none or is not a pickle at all. Read with pickletools, which parses opcodes and
+    executes nothing."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith('data.pkl')), None)
+                data = archive.read(name) if name else b''
+        else:
+            data = path.read_bytes()
+        strings: List[str] = []
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ('GLOBAL', 'INST'):
+                return str(arg).replace(' ', '.')
+            if op.name == 'STACK_GLOBAL':
+                return '.'.join(strings[-2:])
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # not a pickle: random bytes, a truncated file, another format
+        return None
+    return None
+
+
 def read_file(path: PathLike) -> Dict[str, Any]:
     """Read a .safetensors file or a torch checkpoint (weights only) as it is stored, without unwrapping it."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'checkpoint {str(path)!r} does not exist or is not a file')
+    if path.is_dir():
+        raise CheckpointError(f'checkpoint {str(path)!r} is a folder; give the weights file inside it')
+    if not path.exists():
+        raise CheckpointError(f'checkpoint {str(path)!r} does not exist')
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f'checkpoint {str(path)!r} cannot be read: permission denied')
     if path.suffix == '.safetensors':
         try:
             return load_file(str(path), device='cpu')
@@ -77,12 +114,17 @@ def read_file(path: PathLike) -> Dict[str, Any]:
     try:
         obj = torch.load(str(path), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f'refusing to load {str(path)!r}: it holds pickled objects other than tensors and plain data, which '
-            f'could execute code (torch.load weights_only=True rejected it: {str(e).splitlines()[0]}). '
-            f'Re-save only the state dict, or convert it to .safetensors.') from e
+        code = _pickled_code(path)
+        if code is not None:
+            raise CheckpointError(
+                f'refusing to load {str(path)!r}: it holds pickled objects other than tensors and plain data '
+                f'({code}), which could execute code. Re-save only the state dict, or convert it to .safetensors.') from e
+        raise CheckpointError(f'{str(path)!r} is not a PyTorch checkpoint or .safetensors file (it does not '
+                              f'unpickle: {_weights_only_reason(e)}); check the path, or re-save the weights') from e
     except Exception as e:
-        raise CheckpointError(f'{str(path)!r} is not a PyTorch checkpoint or .safetensors file: {e}') from e
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f'{str(path)!r} is not a PyTorch checkpoint or .safetensors file, or it is truncated '
+                              f'({first.split(". This is")[0]}); check the path, or re-save the weights') from e
     if not isinstance(obj, Mapping):
         raise CheckpointError(f'{str(path)!r} holds a {type(obj).__name__}, not a state dict')
     return dict(obj)

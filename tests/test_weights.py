@@ -133,3 +133,29 @@ def test_atomic_write_gives_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_random_bytes_are_not_called_pickled_code_and_torch_tip_is_not_relayed(tmp_path):
+    (tmp_path / 'random.pth').write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(CheckpointError) as info:
+        read_state_dict(tmp_path / 'random.pth')
+    message = str(info.value)
+    assert 'random.pth' in message and 'not a PyTorch checkpoint' in message
+    assert 'execute code' not in message and 'weights_only' not in message and 'likely succeed' not in message
+
+
+def test_pickled_code_names_what_it_would_run(tmp_path):
+    torch.save({'model': _Payload()}, tmp_path / 'evil.pth')
+    with pytest.raises(CheckpointError, match=r'refusing to load .*\((posix|os|nt)\.system\)') as info:
+        read_state_dict(tmp_path / 'evil.pth')
+    assert 'likely succeed' not in str(info.value)
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match='is a folder'):
+        read_state_dict(tmp_path)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ('true',))

@@ -4,7 +4,9 @@ Each module in this package is one subcommand: it defines `register(subparsers)`
 `func` to a callable taking the parsed arguments and returning an exit code. Modules are found automatically.
 """
 import argparse
+import errno
 import importlib
+import os
 import pkgutil
 import sys
 from typing import List, Optional
@@ -14,9 +16,14 @@ class UsageError(Exception):
     """Bad input from the user: printed as one clear message, without a traceback."""
 
 
+DEBUG_ENV = 'EDITVIT_DEBUG'
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='editvit', description='EDIT (Encoder-Decoder Image Transformer) and attention-sink tools.')
+    parser.add_argument('--debug', action='store_true',
+                        help=f'show the full traceback of an error (also: {DEBUG_ENV}=1)')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         module = importlib.import_module(f'{__name__}.{info.name}')
@@ -25,13 +32,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(e: OSError) -> str:
+    """An OSError as a user reads it: what happened to which path, and what to do."""
+    path = e.filename if e.filename is not None else ''
+    where = f' {str(path)!r}' if path != '' else ''
+    if e.errno == errno.ENOSPC:
+        return f'no space left on the device of{where or " the output"}: free some space or choose another folder'
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f'permission denied:{where}; check the permissions or choose another path'
+    if e.errno == errno.EROFS:
+        return f'read-only file system:{where}; choose a writable folder'
+    if e.errno == errno.ENOENT:
+        return f'no such file or folder:{where}'
+    if e.errno == errno.EISDIR:
+        return f'{where.strip() or "the path"} is a folder where a file was expected'
+    if e.errno == errno.ENOTDIR:
+        return f'{where.strip() or "a path"}: a part of it is a file where a folder was expected'
+    return f'{e.strerror or e}:{where}'
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command. Bad input (an EditvitError, an OSError, a usage error) ends as one line on stderr and exit
+    code 2; Ctrl-C as one line and 130. With --debug or EDITVIT_DEBUG=1 the traceback is shown instead."""
     import editvit  # noqa: F401  registers the models with timm
-    from ..errors import CheckpointError
+    from ..errors import EditvitError
 
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, '') not in ('', '0')
+    prefix = f'editvit {args.command}:'
     try:
         return int(args.func(args) or 0)
-    except (UsageError, CheckpointError, FileNotFoundError) as e:
-        print(f'editvit {args.command}: error: {e}', file=sys.stderr)
+    except (UsageError, EditvitError) as e:
+        if debug:
+            raise
+        print(f'{prefix} error: {e}', file=sys.stderr)
         return 2
+    except OSError as e:
+        if debug:
+            raise
+        print(f'{prefix} error: {os_error_message(e)}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f'{prefix} interrupted', file=sys.stderr)
+        return 130
