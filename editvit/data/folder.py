@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 from ..errors import DataError
+from .decode import read_rgb
 
 Sample = Tuple[str, int]
 
@@ -44,17 +45,6 @@ def split_per_class(samples: Sequence[Sample], per_class: int, seed: int) -> Tup
     return train, val
 
 
-def load_rgb(path: str) -> Image.Image:
-    """Decode an image fully (so a truncated file fails here, not later) as RGB; DataError names a bad file."""
-    try:
-        with open(path, 'rb') as f:
-            img = Image.open(f)
-            img.load()
-            return img.convert('RGB')
-    except OSError as e:  # PIL.UnidentifiedImageError and truncated files are OSErrors
-        raise DataError(f'cannot decode image {path!r}: {e}') from e
-
-
 class ImageFolderDataset(Dataset):
     """(PIL image, class index) pairs from a list of samples; an undecodable image raises DataError naming the file,
     or with skip_bad_images gives (None, label) for the loader to drop and count."""
@@ -70,7 +60,7 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> Tuple[Optional[Image.Image], int]:
         path, label = self.samples[index]
         try:
-            return load_rgb(path), label
+            return read_rgb(path), label
         except DataError:
             if self.skip_bad_images:
                 return None, label

@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from ..data.folder import load_rgb
+from ..data.decode import read_rgb
 from .metrics import IGNORE_INDEX
 
 LAYOUT = 'ROOT/classes.txt, ROOT/images/{train,val}/NAME.jpg and ROOT/masks/{train,val}/NAME.png'
@@ -34,14 +34,19 @@ def pair_images_and_masks(images: Path, masks: Path) -> List[Tuple[str, str]]:
 
 
 def load_mask(path: str) -> np.ndarray:
-    """An 8-bit label mask (H, W) as uint8; DataError names a file that does not decode or is not single-channel."""
+    """An 8-bit label mask (H, W) as uint8; DataError names a file that does not decode, is not single-channel, or
+    holds labels above 255 (a 16-bit mask is read when its labels fit 8 bits, never wrapped around)."""
     try:
         with Image.open(path) as img:
             if img.mode not in ('L', 'P', 'I;16', 'I'):
                 raise DataError(f'mask {path!r} has mode {img.mode}: expected one label per pixel (mode L or P)')
-            return np.array(img).astype(np.uint8)
-    except OSError as e:
+            labels = np.array(img)  # (H, W)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f'cannot decode mask {path!r}: {e}') from e
+    if labels.dtype != np.uint8 and labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise DataError(f'mask {path!r} holds labels from {int(labels.min())} to {int(labels.max())}: editvit reads '
+                        f'labels 0..254 and 255 for ignored pixels; remap the labels to fit 8 bits')
+    return labels.astype(np.uint8)
 
 
 class MaskPairDataset(Dataset):
@@ -64,7 +69,7 @@ class MaskPairDataset(Dataset):
 
     def __getitem__(self, index: int) -> Tuple[Image.Image, np.ndarray]:
         image_path, mask_path = self.pairs[index]
-        image, mask = load_rgb(image_path), load_mask(mask_path)
+        image, mask = read_rgb(image_path), load_mask(mask_path)
         if self.label_map is not None:
             mask = self.label_map(mask)
         outside = (mask != IGNORE_INDEX) & (mask >= len(self.classes))
