@@ -21,3 +21,11 @@ def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, '-m', 'editvit', 'models', 'edit_tiny_patch16_224'], capture_output=True, text=True,
                          check=True).stdout
     assert out.split()[:2] == ['edit_tiny_patch16_224', '5.80M']
+
+
+def test_models_without_a_pattern_lists_everything_editvit_registers(capsys):
+    assert main(['models']) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert {'edit_small_patch16_224', 'edit_small_cb_patch16_224', 'deit3_small_cb_patch16_224', 'psvit_2d_tiny',
+            'psvit_1d_tiny'} <= set(names)
+    assert not any(name.startswith(('vit_', 'resnet')) for name in names)  # timm's own models are not listed

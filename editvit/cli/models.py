@@ -1,5 +1,7 @@
-"""`editvit models`: list the registered models with their parameter counts."""
+"""`editvit models`: list the models editvit registers (or any timm pattern) with their parameter counts."""
 import argparse
+import fnmatch
+from typing import List
 
 import timm
 import torch
@@ -7,14 +9,24 @@ import torch
 from . import UsageError
 
 
+def editvit_models() -> List[str]:
+    """Every model name that editvit registers with timm (EDIT, its CB and pooled variants, DeiT3+CB, PSViT)."""
+    return sorted(name for name in timm.list_models()
+                  if timm.models.model_entrypoint(name).__module__.startswith('editvit.'))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser('models', help='list registered models (EDIT and any timm pattern)')
-    p.add_argument('pattern', nargs='?', default='edit_*', help="timm name pattern (default: 'edit_*')")
+    p = subparsers.add_parser('models', help="list editvit's models (or any timm pattern) with parameter counts")
+    p.add_argument('pattern', nargs='?', default=None,
+                   help="timm name pattern, e.g. 'deit3_*' (default: every model editvit registers)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    names = timm.list_models(args.pattern)
+    if args.pattern is None:
+        names = editvit_models()
+    else:
+        names = timm.list_models(args.pattern) or fnmatch.filter(editvit_models(), args.pattern)
     if not names:
         raise UsageError(f'no registered model matches {args.pattern!r}; try `editvit models "*"`')
     for name in names:
