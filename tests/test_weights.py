@@ -8,7 +8,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 
 from conftest import tiny_edit
-from editvit import CheckpointError, deit3_to_edit, load_model_weights, read_state_dict, save_model
+from editvit import CheckpointError, vit_to_edit, load_model_weights, read_state_dict, save_model
 
 TINY = dict(patch_size=8, embed_dim=48, depth=3, num_heads=3, num_classes=10)
 
@@ -93,7 +93,7 @@ def test_deit3_to_edit_copies_the_trunk_and_seeds_the_query():
     with torch.no_grad():
         for p in deit3.parameters():
             p.normal_()
-    sd = deit3_to_edit(deit3.state_dict(), edit)
+    sd = vit_to_edit(deit3.state_dict(), edit)
     assert set(sd) == set(edit.state_dict())
     for k, v in deit3.state_dict().items():
         if k == 'cls_token':
@@ -122,7 +122,7 @@ def test_deit3_checkpoint_loads_through_timm_pretrained(tmp_path):
 
 def test_deit_with_cls_position_drops_that_slot():
     deit = timm.create_model('deit_tiny_patch16_224', img_size=32, **TINY)
-    sd = deit3_to_edit(deit.state_dict(), tiny_edit())
+    sd = vit_to_edit(deit.state_dict(), tiny_edit())
     torch.testing.assert_close(sd['pos_embed'], deit.pos_embed[:, 1:])
 
 

@@ -1,10 +1,10 @@
 """editvit models, registered with timm on import."""
-from .convert import checkpoint_filter_fn, deit3_to_edit, resample_pos_embed
+from .convert import checkpoint_filter_fn, vit_to_edit, resample_pos_embed
 from .edit import EditVisionTransformer
 from .factory import create_model
 from . import context_broadcasting  # noqa: F401  registers deit3_*_cb_* and edit_*_cb_*
 from .psvit import PSViT
 from .layers.class_decoder import ClassDecoder
 
-__all__ = ['ClassDecoder', 'EditVisionTransformer', 'PSViT', 'checkpoint_filter_fn', 'deit3_to_edit',
+__all__ = ['ClassDecoder', 'EditVisionTransformer', 'PSViT', 'checkpoint_filter_fn', 'vit_to_edit',
            'resample_pos_embed']
