@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 from ..weights import load_model_weights
+from .hub import has_pretrained_tag, pretrained_source
 
 
 def check_model_name(name: str) -> None:
@@ -37,10 +38,12 @@ def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
 
 def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Optional[Mapping[str, Any]] = None, *,
                  checkpoint: Optional[Union[str, Path]] = None, drop_path: Optional[float] = None,
-                 layer_scale_init: Optional[float] = None) -> nn.Module:
+                 layer_scale_init: Optional[float] = None, pretrained: bool = False) -> nn.Module:
     """timm.create_model(name, num_classes=..., **model_kwargs), then the checkpoint's weights if given.
 
-    Without a checkpoint the weights are random (timm's initialisation): no download is attempted.
+    Without a checkpoint and without `pretrained` the weights are random (timm's initialisation) and no download
+    is attempted; a name with a pretrained tag ('deit3_small_patch16_224.fb_in1k') then is an error, so that
+    random weights never carry a pretrained name.
 
     Args:
         name: A timm model name (editvit's are registered on `import editvit`).
@@ -48,6 +51,8 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
         model_kwargs: Constructor kwargs; an unknown one is a ConfigError listing the valid ones.
         checkpoint: Local .safetensors or .pth weights, loaded strictly (`load_model_weights`).
         drop_path: Stochastic depth rate (timm's drop_path_rate).
+        pretrained: timm's pretrained weights for the name (its tag, or timm's default tag), from the local cache
+            or the hub; offline and not cached, a ConfigError at once (see `hub.pretrained_source`).
         layer_scale_init: LayerScale initial value (timm's init_values).
 
     Raises:
@@ -55,6 +60,12 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
         CheckpointError: weights that cannot be read or do not fit.
     """
     check_model_name(name)
+    if pretrained and checkpoint is not None:
+        raise ConfigError('give either pretrained weights or a checkpoint, not both')
+    if has_pretrained_tag(name) and not pretrained and checkpoint is None:
+        raise ConfigError(f'{name!r} names pretrained weights, but none are loaded: pass --pretrained to use them, '
+                          f'--checkpoint FILE for local weights, or drop the tag ({name.split(".")[0]}) for '
+                          f'random weights')
     kwargs: Dict[str, Any] = dict(model_kwargs or {})
     valid = model_arguments(name)
     if valid is not None:
@@ -67,8 +78,12 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
         kwargs['drop_path_rate'] = drop_path
     if layer_scale_init is not None:
         kwargs['init_values'] = layer_scale_init
+    if pretrained:
+        local = pretrained_source(name)
+        if local is not None:
+            kwargs['pretrained_cfg_overlay'] = dict(file=local)
     try:
-        model = timm.create_model(name, pretrained=False, **kwargs)
+        model = timm.create_model(name, pretrained=pretrained, **kwargs)
     except TypeError as e:
         raise ConfigError(f'cannot create {name} with {kwargs}: {e}') from e
     if checkpoint is not None:
