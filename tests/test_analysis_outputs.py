@@ -145,7 +145,7 @@ def test_cli_end_to_end_with_compare_and_checkpoint(image_dir, tmp_path, capsys)
 
 @pytest.mark.parametrize('argv,message', [
     (['--model', 'no_such_vit'], "unknown model 'no_such_vit'"),
-    (['--model', 'edit_tiny_patch16_224', '--checkpoint2', 'x.pt'], '--checkpoint2 needs --compare'),
+    (['--model', 'edit_tiny_patch16_224', '--checkpoint2', 'x.pt'], '--checkpoint2.* need --compare'),
     (['--model', 'edit_tiny_patch16_224', '--images', 'BROKEN'], 'cannot decode image .*broken.png'),
     (['--model', 'resnet18'], 'ResNet has no `blocks` of attention layers'),
 ])

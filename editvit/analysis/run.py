@@ -3,10 +3,10 @@ import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from ..models.factory import create_model
 from .analyze import ModelAnalysis, analyze_model
 from .extract import attention_blocks
 from .images import load_images
+from .model_spec import ModelSpec, build_model, describe
 from .plots import plot_blocks, plot_sequential_maps, plot_sink
 from .report import write_metrics
 
@@ -17,12 +17,21 @@ def _file_name(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
 
 
+def _labels(specs: Sequence[ModelSpec]) -> List[str]:
+    """Names to show: the spec's label, else its model name, with the weights' file when two names are alike."""
+    labels = [spec.label or spec.name for spec in specs]
+    if len(set(labels)) < len(labels):
+        labels = [f'{label} ({Path(spec.checkpoint).stem if spec.checkpoint else spec.source()})'
+                  for label, spec in zip(labels, specs)]
+    return labels
+
+
 def run_analysis(
-        model: str,
+        model: Union[str, ModelSpec],
         output_dir: PathLike,
         checkpoint: Optional[PathLike] = None,
         images: Optional[Sequence[PathLike]] = None,
-        compare: Optional[str] = None,
+        compare: Optional[Union[str, ModelSpec]] = None,
         checkpoint2: Optional[PathLike] = None,
         map_method: str = 'attention',
         batch_size: int = 16,
@@ -34,27 +43,31 @@ def run_analysis(
     maps/<image>.png (Fig. 5, one per image).
 
     Args:
-        model: timm model name (EDIT or a ViT).
+        model: timm model name (EDIT or a ViT), or a ModelSpec (kwargs, pretrained weights, a run folder).
         output_dir: Folder for the results (created).
-        checkpoint: Weights for model; random initialisation if None.
+        checkpoint: Weights for a model given by name; random initialisation if None.
         images: Image files or folders; scikit-image's sample photos if None or empty.
-        compare: A second model name, analysed on the same images and drawn beside the first.
-        checkpoint2: Weights for the second model.
+        compare: A second model (name or ModelSpec), analysed on the same images and drawn beside the first.
+        checkpoint2: Weights for a second model given by name.
         map_method: 'attention' or 'rollout' for the Fig. 5 maps.
         batch_size: Images per forward pass.
         plots: Draw the PNGs (False: metrics only).
     """
     output_dir = Path(output_dir)
-    named_images = load_images(images)
-    specs = [(model, checkpoint)] + ([(compare, checkpoint2)] if compare else [])
+    specs = [model if isinstance(model, ModelSpec) else ModelSpec(model, checkpoint)]
+    if compare is not None:
+        specs.append(compare if isinstance(compare, ModelSpec) else ModelSpec(compare, checkpoint2))
     # create every model before the first long step, so a bad name or checkpoint fails at once
-    models = [(name, create_model(name, checkpoint=ckpt).eval()) for name, ckpt in specs]
-    for _, m in models:
+    built = [build_model(spec) for spec in specs]
+    for m, _ in built:
         attention_blocks(m)
-    analyses = [analyze_model(m, named_images, name=name, map_method=map_method, batch_size=batch_size)
-                for name, m in models]
-    for analysis, (_, ckpt) in zip(analyses, specs):
-        analysis.metrics['checkpoint'] = str(ckpt) if ckpt is not None else None  # None: random weights
+    named_images = load_images(images)
+    analyses = [analyze_model(m, named_images, name=label, map_method=map_method, batch_size=batch_size)
+                for (m, _), label in zip(built, _labels(specs))]
+    for analysis, spec, (m, notes) in zip(analyses, specs, built):
+        analysis.metrics['checkpoint'] = str(spec.checkpoint) if spec.checkpoint is not None else None
+        analysis.metrics.update(architecture=spec.name, weights=spec.source(), model_kwargs=dict(spec.model_kwargs),
+                                notes=notes, **describe(m))
     write_metrics([a.metrics for a in analyses], output_dir)
     if plots:
         plot_sink(analyses, output_dir / 'attention_sink.png')

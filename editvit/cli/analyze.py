@@ -1,6 +1,7 @@
 """`editvit analyze`: attention-sink metrics (Fig. 1) and sequential attention maps (Fig. 5) for EDIT and ViTs."""
 import argparse
 import time
+from typing import List
 
 from . import UsageError
 
@@ -10,43 +11,74 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'analyze', help='measure the attention sink and draw the sequential attention maps of a model',
         description='Writes DIR/metrics.json, metrics.csv, attention_sink.png (Fig. 1a), attention_blocks.png '
                     '(Fig. 1b) and maps/<image>.png (Fig. 5). Without --checkpoint the weights are random.')
-    p.add_argument('--model', required=True, help='timm model name, e.g. edit_small_patch16_224, '
-                                                   'deit3_small_patch16_224, vit_small_patch14_reg4_dinov2')
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument('--model', help='timm model name, e.g. edit_small_patch16_224, deit3_small_patch16_224, '
+                                       'vit_small_patch14_dinov2')
+    which.add_argument('--run', metavar='DIR', help='a training run folder: its model, kwargs and final weights')
+    p.add_argument('--model-kwargs', nargs='*', default=[], metavar='KEY=VALUE',
+                   help='constructor kwargs of --model, e.g. img_size=224 num_classes=0')
     p.add_argument('--checkpoint', help='weights for --model (.safetensors or a torch checkpoint)')
+    p.add_argument('--pretrained', action='store_true',
+                   help="timm's pretrained weights for --model (from the local cache, or downloaded)")
     p.add_argument('--images', nargs='+', metavar='DIR|FILE',
                    help="image files or folders (default: scikit-image's chelsea, coffee, astronaut, rocket)")
     p.add_argument('--compare', metavar='NAME2', help='a second model, analysed on the same images')
     p.add_argument('--checkpoint2', help='weights for --compare')
+    p.add_argument('--compare-kwargs', nargs='*', default=[], metavar='KEY=VALUE',
+                   help='constructor kwargs of --compare')
+    p.add_argument('--pretrained2', action='store_true', help="timm's pretrained weights for --compare")
     p.add_argument('--maps', choices=('attention', 'rollout'), default='attention',
                    help="Fig. 5 maps: the [CLS] query's attention per layer (default) or attention rollout")
     p.add_argument('--batch-size', type=int, default=16, help='images per forward pass (default: 16)')
     p.add_argument('--no-plots', action='store_true', help='write the metrics only')
     p.add_argument('--output', required=True, metavar='DIR', help='folder for the results')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads (default: the idle cores, cores minus the 1-minute load)')
     p.set_defaults(func=run)
+
+
+def _specs(args: argparse.Namespace) -> List:
+    from ..analysis.model_spec import ModelSpec
+    from .train import parse_kwargs
+
+    if args.run:
+        if args.checkpoint or args.pretrained or args.model_kwargs:
+            raise UsageError('--run DIR takes the model, kwargs and weights from the run; drop --checkpoint, '
+                             '--pretrained and --model-kwargs')
+        first = ModelSpec.from_run(args.run)
+    else:
+        first = ModelSpec(args.model, args.checkpoint, parse_kwargs(args.model_kwargs), args.pretrained)
+    specs = [first]
+    if args.compare:
+        specs.append(ModelSpec(args.compare, args.checkpoint2, parse_kwargs(args.compare_kwargs), args.pretrained2))
+    elif args.checkpoint2 or args.compare_kwargs or args.pretrained2:
+        raise UsageError('--checkpoint2, --compare-kwargs and --pretrained2 need --compare NAME2')
+    return specs
 
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import ImageDecodeError, UnsupportedModelError, run_analysis
-    from ..errors import CheckpointError, ConfigError
+    from ..threads import set_threads
 
-    if args.checkpoint2 and not args.compare:
-        raise UsageError('--checkpoint2 needs --compare NAME2')
     if args.batch_size < 1:
         raise UsageError(f'--batch-size must be at least 1, got {args.batch_size}')
+    specs = _specs(args)
+    threads = set_threads(args.threads)
     start = time.perf_counter()
     try:
-        analyses = run_analysis(
-            args.model, args.output, checkpoint=args.checkpoint, images=args.images, compare=args.compare,
-            checkpoint2=args.checkpoint2, map_method=args.maps, batch_size=args.batch_size, plots=not args.no_plots)
-    except (ImageDecodeError, ConfigError, CheckpointError, UnsupportedModelError) as e:
+        analyses = run_analysis(specs[0], args.output, images=args.images,
+                                compare=specs[1] if len(specs) > 1 else None, map_method=args.maps,
+                                batch_size=args.batch_size, plots=not args.no_plots)
+    except (ImageDecodeError, UnsupportedModelError) as e:
         raise UsageError(str(e)) from e
     for analysis in analyses:
         m = analysis.metrics
         s = m['summary']
-        weights = 'random weights' if (args.checkpoint if analysis is analyses[0] else args.checkpoint2) is None \
-            else 'checkpoint'
-        print(f'{analysis.name} ({weights}, {m["num_layers"]} layers x {m["num_heads"]} heads, '
-              f'{m["num_images"]} images)')
+        size = 'x'.join(str(v) for v in m['input_size'])
+        print(f'{analysis.name}: {m["weights"]}; {size} px, {m["num_patches"]} patches + {m["num_prefix_tokens"]} '
+              f'prefix token(s); {m["num_layers"]} layers x {m["num_heads"]} heads; {m["num_images"]} images')
+        for note in m['notes']:
+            print(f'  note: {note}')
         if 'mean_sink_ratio' in s:
             print(f'  sink ratio [CLS]/other: mean {s["mean_sink_ratio"]:.2f}, min {s["min_sink_ratio"]:.2f}, '
                   f'> 10 in {s["layers_with_sink_ratio_over_10"]}/{m["num_layers"]} layers')
@@ -58,5 +90,5 @@ def run(args: argparse.Namespace) -> int:
                   f'{m["num_layers"]} {s["cls_query_entropy_last"]:.2f}')
         for name, reason in m['not_applicable'].items():
             print(f'  not applicable: {name} ({reason})')
-    print(f'wrote {args.output} in {time.perf_counter() - start:.1f}s')
+    print(f'wrote {args.output} in {time.perf_counter() - start:.1f}s ({threads} thread(s))')
     return 0
