@@ -9,7 +9,6 @@ from .analyze import ModelAnalysis, analyze_model
 from .extract import UnsupportedModelError, extract_attention, talking_heads_attention
 from .maps import AttentionMaps
 from .images import ImageDecodeError, load_images, sample_images
-from .plots import plot_blocks, plot_sequential_maps, plot_sink
 from .report import write_metrics
 from .rollout import cls_rollout, self_attention_rollout
 from .run import run_analysis
@@ -21,3 +20,13 @@ __all__ = [
     'analyze_model', 'cls_rollout', 'extract_attention', 'load_images', 'plot_blocks', 'plot_sequential_maps', 'plot_sink', 'run_analysis',
     'sample_images', 'self_attention_rollout', 'sequential_attention_maps', 'talking_heads_attention', 'write_metrics',
 ]
+
+_PLOTS = ('plot_blocks', 'plot_sequential_maps', 'plot_sink')
+
+
+def __getattr__(name: str):
+    """The plotting functions, imported on first use: they need matplotlib (the `plots` extra), the rest does not."""
+    if name in _PLOTS:
+        from . import plots
+        return getattr(plots, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -21,7 +21,11 @@ class ImageDecodeError(ValueError):
 
 def sample_images() -> List[NamedImage]:
     """scikit-image's sample photos: chelsea the cat, coffee, astronaut, rocket."""
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError as e:
+        raise ImageDecodeError(f"the default sample photos come from scikit-image ({e}): pip install "
+                               f"'editvit[plots]', or pass --images FILES") from e
     return [(name, Image.fromarray(getattr(skimage.data, name)()).convert('RGB')) for name in SAMPLE_IMAGES]
 
 

@@ -3,11 +3,11 @@ import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
+from ..errors import ConfigError
 from .analyze import ModelAnalysis, analyze_model
 from .extract import attention_blocks
 from .images import load_images
 from .model_spec import ModelSpec, build_model, describe
-from .plots import plot_blocks, plot_sequential_maps, plot_sink
 from .report import write_metrics
 
 PathLike = Union[str, Path]
@@ -15,6 +15,15 @@ PathLike = Union[str, Path]
 
 def _file_name(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
+
+
+def _plot_functions():
+    try:
+        from .plots import plot_blocks, plot_sequential_maps, plot_sink
+    except ImportError as e:
+        raise ConfigError(f"drawing the pictures needs matplotlib ({e}): pip install 'editvit[plots]', or pass "
+                          f"--no-plots for the metrics alone") from e
+    return plot_sink, plot_blocks, plot_sequential_maps
 
 
 def _labels(specs: Sequence[ModelSpec]) -> List[str]:
@@ -70,6 +79,7 @@ def run_analysis(
                                 notes=notes, **describe(m))
     write_metrics([a.metrics for a in analyses], output_dir)
     if plots:
+        plot_sink, plot_blocks, plot_sequential_maps = _plot_functions()
         plot_sink(analyses, output_dir / 'attention_sink.png')
         plot_blocks(analyses, output_dir / 'attention_blocks.png')
         names = [_file_name(n) for n in analyses[0].image_names]
