@@ -2,6 +2,9 @@
 
     from editvit.train import load_config, train
     metrics = train(load_config('configs/cifar10_cpu.yaml', overrides=dict(output='runs/c10')))
+
+One run loop (`loop.run_task`) trains every kind of model; what is trained is a `Task` (`trainer.ClassificationTask`
+here, `editvit.segmentation.SegmentationTask` for Segmenter).
 """
 from ..errors import ConfigError
 from .config import EvalConfig, TrainConfig, from_dict, load_config, to_dict

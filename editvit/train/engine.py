@@ -1,5 +1,6 @@
 """One training epoch and one evaluation pass: the inner loops, with gradient accumulation, DDP, autocast and the
-non-finite loss check."""
+non-finite loss check. Statistics are named sums over images (a batch counts its images, whatever its labels' shape),
+summed over ranks in one reduction."""
 import contextlib
 import math
 import sys
