@@ -73,7 +73,7 @@ def train_supernet(
         budget_macs: Sample only members within this budget (None: all).
         seed: Seed of the member sampling.
         max_steps: Stop after this many steps in total (None: run every epoch).
-        progress: Show a progress bar.
+        progress: Show a progress bar and a line per epoch.
     """
     model = SampledSubnets(supernet, space, budget_macs, seed)
     optimizer = torch.optim.AdamW(supernet.parameters(), lr=lr, weight_decay=weight_decay)
@@ -86,6 +86,9 @@ def train_supernet(
     while state.epoch < epochs and steps > 0:
         stats = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, state, env, updates_per_epoch=steps,
                                 accum_steps=1, progress=progress)
+        if progress:
+            print(f'supernet epoch {state.epoch}: loss {stats["train_loss"]:.4f}, {stats["images_per_sec"]:.0f} '
+                  f'images/s, {state.updates} steps', flush=True)
         if max_steps is not None:
             steps = min(steps, max_steps - state.updates)
         scheduler.step(state.epoch + 1)
