@@ -161,11 +161,12 @@ def run_task(task: Task, env: D.DistEnv) -> Dict[str, Any]:
                 updates_per_epoch=updates_per_epoch, accum_steps=plan.accum_steps, amp=cfg.amp,
                 clip_grad=cfg.clip_grad, mixup=mixup, scaler=scaler, ema=ema, on_update=on_update,
                 progress=cfg.progress)
+            val = task.evaluate(model, ema, env, state.epoch)
+            bad = int(D.all_reduce_sums({'bad_images': state.bad_images}, env)['bad_images']) + val.pop('bad_images', 0)
             row = {'epoch': state.epoch, 'train_loss': round(stats['train_loss'], 6),
-                   'lr': float(f"{optimizer.param_groups[0]['lr']:.6g}"), **task.evaluate(model, ema, env, state.epoch)}
-            bad = int(D.all_reduce_sums({'bad_images': state.bad_images}, env)['bad_images']) + row.pop('bad_images', 0)
-            row.update(images_per_sec=round(stats['images_per_sec'], 1),
-                       epoch_seconds=round(time.perf_counter() - start, 2), bad_images=bad)
+                   'lr': float(f"{optimizer.param_groups[0]['lr']:.6g}"), **val,
+                   'images_per_sec': round(stats['images_per_sec'], 1),
+                   'epoch_seconds': round(time.perf_counter() - start, 2), 'bad_images': bad}
             history.append(row)
             log.line(' | '.join(f'{k} {v}' for k, v in row.items()))
             log.scalars({k: v for k, v in row.items() if k != 'epoch'}, state.epoch)
