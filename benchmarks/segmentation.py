@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 import editvit  # noqa: F401  registers the EDIT models
-from editvit.segmentation import SegEvalConfig, SegTrainConfig, evaluate_checkpoint, train_segmentation
+from editvit.segmentation import SegEvalConfig, SegTrainConfig, evaluate_saved_segmenter, train_segmentation
 from editvit.train import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def run(backbone: str, seed: int, epochs: int, samples: int, folder: Path) -> di
     start = time.perf_counter()
     trained = train_segmentation(cfg)
     train_s = time.perf_counter() - start
-    multi = evaluate_checkpoint(SegEvalConfig(
+    multi = evaluate_saved_segmenter(SegEvalConfig(
         model=backbone, model_kwargs=cfg.model_kwargs, decoder=cfg.decoder,
         checkpoint=str(folder / 'model.safetensors'),
         dataset=cfg.dataset, num_classes=cfg.num_classes, synthetic_samples=samples,

@@ -64,7 +64,7 @@ def test_supernet_trains_through_sampled_members_and_scores_them():
     images, labels = torch.randn(8, 3, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
     loader = [(images, labels, 0)] * 3
     before = [p.detach().clone() for p in supernet.parameters()]
-    loss = train_supernet(supernet, SPACE, loader, epochs=1, lr=1e-2, log_every=0)
+    loss = train_supernet(supernet, SPACE, loader, epochs=1, lr=1e-2, progress=False)
     assert loss > 0 and any(not torch.equal(a, b) for a, b in zip(before, supernet.parameters()))
     top1 = evaluate_member(supernet, SPACE.cheapest(), loader)
     logits = supernet.forward_subnet(images, SPACE.cheapest().num_tokens, SPACE.cheapest().share_attention)
@@ -73,13 +73,13 @@ def test_supernet_trains_through_sampled_members_and_scores_them():
 
 def test_search_command_on_synthetic_data(tmp_path, capsys):
     out = tmp_path / 'search.json'
-    code = main(['search', '--data', 'synthetic', '--token-choices', '16,9/4,1', '--depths', '2,2', '--img-size', '16',
-                 '--embed-dim', '16', '--num-classes', '3', '--epochs', '1', '--max-steps', '2', '--batch-size', '32',
-                 '--population', '3', '--generations', '1', '--parents', '2', '--val-batches', '1', '--workers', '0',
-                 '--budget-mmacs', '0.2', '--output', str(out)])
+    code = main(['search', '--dataset', 'synthetic', '--token-choices', '16,9/4,1', '--depths', '2,2', '--img-size',
+                 '16', '--embed-dim', '16', '--num-classes', '3', '--epochs', '1', '--max-steps', '2', '--batch-size',
+                 '32', '--population', '3', '--generations', '1', '--parents', '2', '--val-batches', '1',
+                 '--num-workers', '0', '--budget-mmacs', '0.2', '--output', str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert result['best']['macs'] <= 200_000 and result['space_size'] == 16
     assert 'best: tokens' in capsys.readouterr().out
-    assert main(['search', '--data', 'synthetic', '--budget-mmacs', '0.001', '--output', str(out)]) == 2
+    assert main(['search', '--dataset', 'synthetic', '--budget-mmacs', '0.001', '--output', str(out)]) == 2
     assert 'the cheapest needs' in capsys.readouterr().err

@@ -6,7 +6,9 @@ import sys
 
 import torch
 
-from editvit.segmentation import SegTrainConfig, train_segmentation
+import pytest
+
+from editvit.segmentation import SegEvalConfig, SegTrainConfig, evaluate_saved_segmenter, train_segmentation
 from editvit.train.checkpoint import LAST, load_checkpoint
 
 ARGS = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'patch_size=8', 'embed_dim=32', 'depth=2',
@@ -25,8 +27,15 @@ def test_two_process_segmentation_training(tmp_path):
     assert len(state['ranks']) == 2  # both ranks' RNG states are kept for an exact resume
     assert state['updates'] == 32 // (4 * 2)  # 32 images, 4 per rank and step, 2 ranks
     metrics = json.loads((out / 'metrics.json').read_text())
-    assert 0 <= metrics['val_mIoU'] <= 100
-    assert (out / 'model.safetensors').is_file()
+    assert metrics['updates'] == 4 and metrics['global_batch'] == 8
+    # the validation metrics, summed over the two ranks' shares, equal a single-process evaluation of the weights
+    one = evaluate_saved_segmenter(SegEvalConfig(
+        model='edit_tiny_patch16_224', model_kwargs=dict(patch_size=8, embed_dim=32, depth=2, num_heads=2),
+        checkpoint=str(out / 'model.safetensors'), dataset='synthetic', synthetic_samples=32, crop_size=32,
+        scale_long=128, scale_short=32, num_workers=0, device='cpu'))
+    assert one['mIoU'] == pytest.approx(metrics['val_mIoU']) and one['mAcc'] == pytest.approx(metrics['val_mAcc'])
+    assert one['per_class_iou'] == metrics['per_class_iou'] and set(one['per_class_iou']) == {
+        'background', 'object_1', 'object_2'}
 
 
 def test_bf16_autocast_segmentation_training(tmp_path):

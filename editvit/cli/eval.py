@@ -1,9 +1,8 @@
-"""`editvit eval`: top-1, top-5, loss and images per second of saved weights, as JSON on stdout."""
+"""`editvit eval`: top-1, top-5, loss and images per second of saved weights, as JSON on stdout (a thin layer over
+`editvit.train.evaluate_saved_classifier`)."""
 import argparse
-import json
 
-from . import UsageError
-from .train import add_config_arguments, overrides_from
+from .train import add_config_arguments, run_evaluation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,12 +13,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import DataError
-    from ..train import ConfigError, EvalConfig, evaluate_checkpoint, load_config
-
-    try:
-        metrics = evaluate_checkpoint(load_config(args.config, overrides_from(args, EvalConfig), cls=EvalConfig))
-    except (ConfigError, DataError) as e:
-        raise UsageError(str(e)) from e
-    print(json.dumps(metrics, indent=2))
-    return 0
+    from ..train import EvalConfig, evaluate_saved_classifier
+    return run_evaluation(args, EvalConfig, evaluate_saved_classifier)

@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'search', help='PSViT search: token numbers and attention sharing under a MACs budget (supernet + evolution)',
         description='Train a weight-sharing PSViT supernet, then search its compact space of token numbers per stage '
                     'and sharing choices per layer pair by evolution, scoring members on a held-out training split.')
-    p.add_argument('--data', default='cifar10', help="data set name (default cifar10; 'synthetic' needs no files)")
-    p.add_argument('--data-dir', default=None, help='its folder: train/<class>/*.jpg (default $EDITVIT_DATA/<data>)')
+    p.add_argument('--dataset', default='cifar10', help="data set (default cifar10; 'synthetic' needs no files)")
+    p.add_argument('--data-dir', default=None,
+                   help='data folder: train/<class>/*.jpg (default $EDITVIT_DATA/<dataset>)')
     p.add_argument('--budget-mmacs', type=float, default=None, help='largest millions of MACs per image (default none)')
     p.add_argument('--token-choices', type=_stages, default=((64, 49), (25, 16), (9, 4)),
                    help="candidate patch tokens per stage, stages split by '/' (default 64,49/25,16/9,4)")
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--generations', type=int, default=4, help='evolution rounds (0: random search)')
     p.add_argument('--parents', type=int, default=4)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--workers', type=int, default=2, help='data-loading processes')
+    p.add_argument('--num-workers', type=int, default=2, help='data loader worker processes')
     p.add_argument('--output', default='runs/psvit_search.json', help='result JSON (default runs/psvit_search.json)')
     p.set_defaults(func=run)
 
@@ -62,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
         print(f'search space: {space.size} members, {space.macs(space.cheapest()) / 1e6:.2f} to '
               f'{space.macs(space.largest()) / 1e6:.2f} MMACs', flush=True)
         result = run_search(
-            args.data, args.data_dir, space, budget_macs=budget, epochs=args.epochs, batch_size=args.batch_size,
+            args.dataset, args.data_dir, space, budget_macs=budget, epochs=args.epochs, batch_size=args.batch_size,
             lr=args.lr, val_split_per_class=args.val_split_per_class, val_batches=args.val_batches,
             population=args.population, generations=args.generations, parents=args.parents, seed=args.seed,
-            num_workers=args.workers, max_steps=args.max_steps, output=args.output)
+            num_workers=args.num_workers, max_steps=args.max_steps, output=args.output)
     except ValueError as e:  # DataError included
         raise UsageError(str(e)) from e
     print(f'best: tokens {list(result.best.num_tokens)}, sharing layers '

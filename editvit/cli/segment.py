@@ -1,14 +1,12 @@
 """`editvit segment train` / `editvit segment eval`: Segmenter on EDIT or any timm ViT (paper Table 5), a thin layer
-over `editvit.segmentation.train_segmentation` and `evaluate_checkpoint`.
+over `editvit.segmentation.train_segmentation` and `evaluate_saved_segmenter`.
 
 Every field of `SegTrainConfig` / `SegEvalConfig` is an option (--crop-size for crop_size) and a key of the YAML given
 with --config; command-line values win over the file.
 """
 import argparse
-import json
 
-from . import UsageError
-from .train import add_config_arguments, overrides_from
+from .train import add_config_arguments, run_evaluation, run_training
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,34 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..errors import DataError
-    from ..segmentation import SegTrainConfig, seg_config_for_resume, train_segmentation
-    from ..train import ConfigError, NonFiniteLossError, load_config
-
-    overrides = overrides_from(args, SegTrainConfig)
-    try:
-        if overrides.get('resume') and not args.config:
-            if not overrides.get('output'):
-                raise ConfigError('--resume needs --output DIR, the run to continue')
-            config = seg_config_for_resume(overrides['output'], overrides)
-        else:
-            config = load_config(args.config, overrides, cls=SegTrainConfig)
-        train_segmentation(config)
-    except (ConfigError, DataError) as e:
-        raise UsageError(str(e)) from e
-    except NonFiniteLossError as e:
-        raise UsageError(f'stopped: {e}; the last good checkpoint is kept') from e
-    return 0
+    from ..segmentation import SegTrainConfig, train_segmentation
+    return run_training(args, SegTrainConfig, train_segmentation)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from ..errors import DataError
-    from ..segmentation import SegEvalConfig, evaluate_checkpoint
-    from ..train import ConfigError, load_config
-
-    try:
-        metrics = evaluate_checkpoint(load_config(args.config, overrides_from(args, SegEvalConfig), cls=SegEvalConfig))
-    except (ConfigError, DataError) as e:
-        raise UsageError(str(e)) from e
-    print(json.dumps(metrics, indent=2))
-    return 0
+    from ..segmentation import SegEvalConfig, evaluate_saved_segmenter
+    return run_evaluation(args, SegEvalConfig, evaluate_saved_segmenter)

@@ -5,9 +5,10 @@ of the YAML given with --config; command-line values win over the file.
 """
 import argparse
 import ast
+import json
 import typing
 from dataclasses import fields
-from typing import Any, Dict, Literal, Type
+from typing import Any, Callable, Dict, Literal, Type
 
 import yaml
 
@@ -78,21 +79,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_training(args: argparse.Namespace, cls: Type, train_fn: Callable[[Any], Dict[str, Any]]) -> int:
+    """Build a `cls` config from --config and the options (or, for --resume alone, from the run's saved config) and
+    train with it; bad input and a non-finite loss become one line."""
     from ..errors import DataError
-    from ..train import ConfigError, NonFiniteLossError, TrainConfig, config_for_resume, load_config, train
+    from ..train import ConfigError, NonFiniteLossError, config_for_resume, load_config
 
-    overrides = overrides_from(args, TrainConfig)
+    overrides = overrides_from(args, cls)
     try:
         if overrides.get('resume') and not args.config:
             if not overrides.get('output'):
                 raise ConfigError('--resume needs --output DIR, the run to continue')
-            config = config_for_resume(overrides['output'], overrides)
+            config = config_for_resume(overrides['output'], overrides, cls)
         else:
-            config = load_config(args.config, overrides)
-        train(config)
+            config = load_config(args.config, overrides, cls=cls)
+        train_fn(config)
     except (ConfigError, DataError) as e:
         raise UsageError(str(e)) from e
     except NonFiniteLossError as e:
         raise UsageError(f'stopped: {e}; the last good checkpoint is kept') from e
     return 0
+
+
+def run_evaluation(args: argparse.Namespace, cls: Type, evaluate_fn: Callable[[Any], Dict[str, Any]]) -> int:
+    """Build a `cls` config from --config and the options, evaluate with it and print the metrics as JSON."""
+    from ..errors import DataError
+    from ..train import ConfigError, load_config
+
+    try:
+        metrics = evaluate_fn(load_config(args.config, overrides_from(args, cls), cls=cls))
+    except (ConfigError, DataError) as e:
+        raise UsageError(str(e)) from e
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import TrainConfig, train
+    return run_training(args, TrainConfig, train)

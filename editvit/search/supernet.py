@@ -5,19 +5,22 @@ with `PSViT.forward_subnet`: pooling has no weights, and a layer asked to share 
 the value third of its own qkv weights. After training, a member's validation accuracy with the inherited weights
 is its score for the search.
 
-This is a short loop of its own (AdamW, cosine schedule, label smoothing, timm pieces) rather than the training
-engine's `train()`, which trains one fixed model per run; the data side does use the engine's data sets,
-transforms and loaders (`editvit.data`).
+The steps are the training engine's (`editvit.train.engine.train_one_epoch`: the non-finite loss check, the loss
+summed over images, the progress bar), with AdamW, a per-epoch cosine schedule and label smoothing; the data side is
+the engine's too (`editvit.data`). The supernet is trained in memory, for the search that follows; it keeps no run
+folder or checkpoints.
 """
 import random
 from typing import Iterable, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
+import torch.nn as nn
 from timm.scheduler import CosineLRScheduler
 from timm.utils import accuracy
 
 from ..models.psvit import PSViT
+from ..train.distributed import DistEnv
+from ..train.engine import EpochState, train_one_epoch
 from .space import Arch, PSViTSearchSpace
 
 
@@ -31,6 +34,19 @@ def sample_within_budget(space: PSViTSearchSpace, rng: random.Random, budget_mac
     return space.cheapest()
 
 
+class SampledSubnets(nn.Module):
+    """The supernet seen through one member per forward pass, drawn uniformly within the budget."""
+
+    def __init__(self, supernet: PSViT, space: PSViTSearchSpace, budget_macs: Optional[int], seed: int) -> None:
+        super().__init__()
+        self.supernet, self.space, self.budget_macs = supernet, space, budget_macs
+        self.rng = random.Random(seed)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        arch = sample_within_budget(self.space, self.rng, self.budget_macs)
+        return self.supernet.forward_subnet(images, arch.num_tokens, arch.share_attention)  # (B, num_classes)
+
+
 def train_supernet(
         supernet: PSViT,
         space: PSViTSearchSpace,
@@ -42,14 +58,14 @@ def train_supernet(
         budget_macs: Optional[int] = None,
         seed: int = 0,
         max_steps: Optional[int] = None,
-        log_every: int = 50,
+        progress: bool = True,
 ) -> float:
     """Train the supernet with one uniformly sampled member per step; returns the mean loss of the last epoch.
 
     Args:
         supernet: `space.build_supernet()`.
         space: The search space.
-        loader: Yields (images, labels, dropped) batches (`editvit.data.create_loader`).
+        loader: Yields (images, labels, dropped) batches (`editvit.data.create_loader`); has a length.
         epochs: Passes over the loader.
         lr: Peak AdamW learning rate (cosine schedule after one warm-up epoch when epochs > 1, else constant).
         weight_decay: AdamW weight decay.
@@ -57,35 +73,27 @@ def train_supernet(
         budget_macs: Sample only members within this budget (None: all).
         seed: Seed of the member sampling.
         max_steps: Stop after this many steps in total (None: run every epoch).
-        log_every: Print the loss every this many steps (0: quiet).
+        progress: Show a progress bar and a line per epoch.
     """
-    rng = random.Random(seed)
+    model = SampledSubnets(supernet, space, budget_macs, seed)
     optimizer = torch.optim.AdamW(supernet.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = None
-    if epochs > 1:  # per-epoch cosine decay after one warm-up epoch
-        scheduler = CosineLRScheduler(optimizer, t_initial=epochs, warmup_t=1, warmup_lr_init=lr / 10)
-    supernet.train()
-    step, mean = 0, float('nan')
-    for epoch in range(epochs):
-        total, count = 0., 0
-        for images, labels, _ in loader:
-            if images.numel() == 0:
-                continue
-            arch = sample_within_budget(space, rng, budget_macs)
-            logits = supernet.forward_subnet(images, arch.num_tokens, arch.share_attention)
-            loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, count, step = total + loss.item(), count + 1, step + 1
-            if log_every and step % log_every == 0:
-                print(f'supernet epoch {epoch} step {step}: loss {loss.item():.4f}', flush=True)
-            if max_steps is not None and step >= max_steps:
-                return total / count
-        if scheduler is not None:
-            scheduler.step(epoch + 1)
-        mean = total / max(count, 1)
-    return mean
+    # per-epoch cosine decay after one warm-up epoch; stepped per epoch, so `step_update` leaves it alone
+    scheduler = CosineLRScheduler(optimizer, t_initial=epochs, warmup_t=1 if epochs > 1 else 0,
+                                  warmup_lr_init=lr / 10)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    state, env, stats = EpochState(), DistEnv(), {'train_loss': float('nan')}
+    steps = len(loader) if max_steps is None else min(len(loader), max_steps)
+    while state.epoch < epochs and steps > 0:
+        stats = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, state, env, updates_per_epoch=steps,
+                                accum_steps=1, progress=progress)
+        if progress:
+            print(f'supernet epoch {state.epoch}: loss {stats["train_loss"]:.4f}, {stats["images_per_sec"]:.0f} '
+                  f'images/s, {state.updates} steps', flush=True)
+        if max_steps is not None:
+            steps = min(steps, max_steps - state.updates)
+        scheduler.step(state.epoch + 1)
+        state = EpochState(state.epoch + 1, 0, state.updates)
+    return stats['train_loss']
 
 
 @torch.no_grad()

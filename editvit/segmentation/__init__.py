@@ -8,7 +8,7 @@ the paper's Table 5 (Sec. 4.6.2).
 """
 from .config import SegEvalConfig, SegTrainConfig
 from .data import SEG_DATASETS, create_segmentation_dataset, create_segmentation_loader
-from .evaluation import evaluate_checkpoint, evaluate_segmentation
+from .evaluation import evaluate_saved_segmenter, evaluate_segmentation
 from .inference import MULTI_SCALE_RATIOS, segment, sliding_window_logits
 from .loss import SegmentationCrossEntropy
 from .mask_transformer import LinearDecoder, MaskTransformer
@@ -17,12 +17,12 @@ from .pictures import comparison, overlay, save_predictions
 from .segmenter import DECODERS, Segmenter, create_segmenter
 from .pasted import PastedObjects
 from .synthetic import SyntheticSegmentation
-from .trainer import seg_config_for_resume, train_segmentation
+from .trainer import SegmentationTask, train_segmentation
 from .transforms import SegmentationEvalTransform, SegmentationTrainTransform
 
 __all__ = ['DECODERS', 'IGNORE_INDEX', 'IoUAccumulator', 'LinearDecoder', 'MULTI_SCALE_RATIOS', 'MaskTransformer',
            'PastedObjects', 'SEG_DATASETS', 'SegEvalConfig', 'SegTrainConfig', 'Segmenter', 'SegmentationCrossEntropy',
-           'SegmentationEvalTransform', 'SegmentationTrainTransform', 'SyntheticSegmentation', 'comparison',
-           'create_segmentation_dataset', 'create_segmentation_loader', 'create_segmenter', 'evaluate_checkpoint',
-           'evaluate_segmentation', 'iou_table', 'overlay', 'save_predictions', 'segment', 'segmentation_metrics',
-           'seg_config_for_resume', 'sliding_window_logits', 'train_segmentation']
+           'SegmentationEvalTransform', 'SegmentationTask', 'SegmentationTrainTransform', 'SyntheticSegmentation',
+           'comparison', 'create_segmentation_dataset', 'create_segmentation_loader', 'create_segmenter',
+           'evaluate_saved_segmenter', 'evaluate_segmentation', 'iou_table', 'overlay', 'save_predictions', 'segment',
+           'segmentation_metrics', 'sliding_window_logits', 'train_segmentation']

@@ -9,8 +9,8 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from ..data import ShardSampler
-from ..train import distributed as D
 from ..errors import ConfigError
+from ..train import distributed as D
 from ..train.engine import autocast, batches
 from ..train.records import write_json, write_text
 from ..weights import load_model_weights
@@ -52,7 +52,7 @@ def eval_transform(model: nn.Module, scale_long: int, scale_short: int) -> Segme
     return SegmentationEvalTransform(data_cfg['mean'], data_cfg['std'], scale=(scale_long, scale_short))
 
 
-def evaluate_checkpoint(cfg: SegEvalConfig) -> Dict[str, Any]:
+def evaluate_saved_segmenter(cfg: SegEvalConfig) -> Dict[str, Any]:
     """Evaluate saved Segmenter weights on cfg.split; returns the metrics. With cfg.output, writes metrics.json,
     per_class_iou.md and cfg.pictures prediction pictures there."""
     cfg.validate()

@@ -2,14 +2,19 @@
 
     from editvit.train import load_config, train
     metrics = train(load_config('configs/cifar10_cpu.yaml', overrides=dict(output='runs/c10')))
+
+One run loop (`loop.run_task`) trains every kind of model; what is trained is a `Task` (`trainer.ClassificationTask`
+here, `editvit.segmentation.SegmentationTask` for Segmenter).
 """
 from ..errors import ConfigError
 from .config import EvalConfig, TrainConfig, from_dict, load_config, to_dict
+from .checkpoint import config_for_resume
 from .engine import NonFiniteLossError, evaluate, train_one_epoch
-from .evaluation import evaluate_checkpoint
-from .models import load_finetune_weights
-from .trainer import config_for_resume, train
+from .evaluation import evaluate_saved_classifier
+from .loop import Task, run_task
+from .model_setup import load_finetune_weights
+from .trainer import ClassificationTask, train
 
-__all__ = ['ConfigError', 'EvalConfig', 'NonFiniteLossError', 'TrainConfig', 'config_for_resume',
-           'evaluate', 'evaluate_checkpoint', 'from_dict', 'load_config', 'load_finetune_weights', 'to_dict', 'train',
-           'train_one_epoch']
+__all__ = ['ClassificationTask', 'ConfigError', 'EvalConfig', 'NonFiniteLossError', 'Task', 'TrainConfig',
+           'config_for_resume', 'evaluate', 'evaluate_saved_classifier', 'from_dict', 'load_config',
+           'load_finetune_weights', 'run_task', 'to_dict', 'train', 'train_one_epoch']

@@ -1,4 +1,5 @@
-"""Training checkpoints: everything a run needs to continue bit-exactly, written atomically, read weights-only.
+"""Training checkpoints and the run folder they live in: everything a run needs to continue bit-exactly, written
+atomically, read weights-only; and the checks before a run starts or resumes in a folder.
 
 A checkpoint is a dict of tensors and plain data (no pickled classes), so `torch.load(weights_only=True)` reads it:
 
@@ -11,17 +12,21 @@ A checkpoint is a dict of tensors and plain data (no pickled classes), so `torch
     config                                     the resolved TrainConfig as a dict
 """
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 import torch
 import torch.nn as nn
+import yaml
+from timm.utils import unwrap_model
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..weights import atomic_write, clean_state_dict, read_file
 from . import distributed as D
+from .config import from_dict, resume_differences, to_dict
 from .engine import EpochState
-from .models import unwrap
 from .rng import get_rng_state, set_rng_state
+
+C = TypeVar('C')
 
 LAST = 'checkpoint-last.pth'
 REQUIRED_KEYS = ('model', 'optimizer', 'scheduler', 'epoch', 'batches_done', 'updates', 'ranks', 'config')
@@ -53,7 +58,7 @@ def save_run_checkpoint(path: Union[str, Path], env: D.DistEnv, state: EpochStat
     if not env.is_main:
         return
     save_checkpoint(path, {
-        'model': clean_state_dict(unwrap(model).state_dict()), 'optimizer': optimizer.state_dict(),
+        'model': clean_state_dict(unwrap_model(model).state_dict()), 'optimizer': optimizer.state_dict(),
         'scheduler': scheduler.state_dict(), 'scaler': scaler.state_dict() if scaler is not None else None,
         'ema': ema.module.state_dict() if ema is not None else None,
         'epoch': state.epoch, 'batches_done': state.batches_done, 'updates': state.updates,
@@ -78,3 +83,37 @@ def restore_run(resumed: Dict[str, Any], rank: int, model: nn.Module, optimizer:
     state = EpochState(resumed['epoch'], resumed['batches_done'], resumed['updates'], resumed['epoch_loss_sum'],
                        resumed['epoch_samples'], mine['bad_images'])
     return state, list(resumed['history'])
+
+
+def read_run_config(output: Union[str, Path]) -> Dict[str, Any]:
+    """The config a run in `output` was started with (for --resume without repeating every option)."""
+    path = Path(output) / 'config.yaml'
+    if not path.is_file():
+        raise ConfigError(f'nothing to resume in {str(output)!r}: it has no config.yaml')
+    return yaml.safe_load(path.read_text())
+
+
+def config_for_resume(output: str, overrides: Dict[str, Any], cls: Type[C]) -> C:
+    """The saved config (a `cls`) of the run in `output`, with the given overrides (which must not change the run)."""
+    return from_dict(cls, {**read_run_config(output), **overrides, 'resume': True}, source=f'{output}/config.yaml')
+
+
+def check_resume(cfg: Any, out: Path) -> Optional[Dict[str, Any]]:
+    """The checkpoint to resume from (None for a new run), once the run folder and cfg agree: a new run needs a
+    folder without a run, a resumed one a checkpoint saved with the same set-up."""
+    ckpt = out / LAST
+    if not cfg.resume:
+        if ckpt.exists():
+            raise ConfigError(f'{str(out)!r} already holds a run ({LAST}); pass --resume to continue it, or choose '
+                              f'another --output')
+        return None
+    if not ckpt.exists():
+        raise ConfigError(f'nothing to resume: {str(ckpt)!r} does not exist')
+    for stale in out.glob(f'.{LAST}.*.tmp'):  # a checkpoint being written when the run was killed
+        stale.unlink(missing_ok=True)
+    state = load_checkpoint(ckpt)
+    changes = resume_differences(state['config'], to_dict(cfg))
+    if changes:
+        raise ConfigError(f'cannot resume the run in {str(out)!r} with a different set-up; it differs in:\n  '
+                          + '\n  '.join(changes))
+    return state

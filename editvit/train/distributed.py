@@ -5,7 +5,7 @@ used on CPU and nccl on GPU. Without torchrun everything here is a no-op for a s
 """
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -53,6 +53,12 @@ def all_reduce_sum(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
     if env.distributed:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def all_reduce_sums(values: Dict[str, float], env: DistEnv) -> Dict[str, float]:
+    """Sum named numbers over ranks, all in one reduction (float64, so counts of images stay exact)."""
+    summed = all_reduce_sum(torch.tensor(list(values.values()), dtype=torch.float64), env)
+    return dict(zip(values, summed.tolist()))
 
 
 def all_gather(obj: Any, env: DistEnv) -> List[Any]:

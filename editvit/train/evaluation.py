@@ -1,35 +1,27 @@
-"""`evaluate_checkpoint(config)`: top-1, top-5, loss and throughput of saved weights on a data set."""
+"""`evaluate_saved_classifier(config)`: top-1, top-5, loss and throughput of saved weights on a data set."""
 from pathlib import Path
 from typing import Any, Dict
 
 import timm
 
-from ..data import ShardSampler, create_dataset, create_eval_transform, create_loader
+from ..data import ShardSampler, create_eval_transform, create_loader
+from ..models.factory import create_model
 from ..weights import load_model_weights
 from . import distributed as D
-from ..errors import ConfigError
 from .config import EvalConfig
 from .engine import evaluate
-from ..models.factory import create_model
-from .models import input_size
+from .model_setup import input_size
 from .records import write_json
-from .trainer import SYNTHETIC_IMAGE_SIZE
+from .trainer import classification_datasets
 
 
-def evaluate_checkpoint(cfg: EvalConfig) -> Dict[str, Any]:
+def evaluate_saved_classifier(cfg: EvalConfig) -> Dict[str, Any]:
     """Evaluate cfg.checkpoint (a .safetensors file, timm weights or an editvit training checkpoint, adapted by the
     model's checkpoint filter) on cfg.split of cfg.dataset; returns the metrics (written to cfg.output if set)."""
     cfg.validate()
     env = D.init_distributed(cfg.device)
     try:
-        data = create_dataset(cfg.dataset, cfg.data_dir, cfg.split, seed=cfg.seed,
-                              val_split_per_class=cfg.val_split_per_class, skip_bad_images=cfg.skip_bad_images,
-                              num_classes=cfg.num_classes or 10, image_size=SYNTHETIC_IMAGE_SIZE,
-                              synthetic_samples=cfg.synthetic_samples)
-        num_classes = cfg.num_classes or len(data.classes)
-        if num_classes != len(data.classes):
-            raise ConfigError(f'num_classes is {cfg.num_classes} but dataset {cfg.dataset!r} has '
-                              f'{len(data.classes)} classes')
+        data, num_classes = classification_datasets(cfg, cfg.split)
         model = create_model(cfg.model, num_classes, cfg.model_kwargs)
         load_model_weights(model, cfg.checkpoint)
         model.to(env.device)

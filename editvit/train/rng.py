@@ -1,15 +1,12 @@
-"""Every random number generator's state as plain data and tensors, so `torch.load(weights_only=True)` reads it."""
+"""Every random number generator's state as plain data and tensors, so `torch.load(weights_only=True)` reads it.
+
+Seeding itself is timm's `random_seed(seed, rank)` (python, numpy and torch seeded with seed + rank).
+"""
 import random
 from typing import Any, Dict
 
 import numpy as np
 import torch
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
 
 
 def get_rng_state() -> Dict[str, Any]:

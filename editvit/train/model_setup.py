@@ -1,4 +1,4 @@
-"""The model of a run: its input size, and fine-tuning weights loaded into it."""
+"""Setting up the model of a run: the input size it takes, and the fine-tuning weights it starts from."""
 import sys
 from pathlib import Path
 from typing import Tuple, Union
@@ -14,17 +14,6 @@ def input_size(model: nn.Module) -> Tuple[int, int]:
     if size is None:
         size = model.pretrained_cfg['input_size'][1:]
     return tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside DistributedDataParallel and torch.compile wrappers."""
-    while True:
-        if hasattr(model, 'module'):
-            model = model.module
-        elif hasattr(model, '_orig_mod'):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def load_finetune_weights(model: nn.Module, source: Union[str, Path]) -> nn.Module:
