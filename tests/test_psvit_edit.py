@@ -60,7 +60,7 @@ def test_sharing_blocks_have_no_qk_and_reuse_the_previous_map():
     with pytest.raises(ValueError, match='layer 0 cannot share'):
         tiny_edit(share_attention=(True, False, False, False), **ARGS)
     with pytest.raises(ValueError, match='drop block_fn'):
-        from editvit.models.layers.context_broadcast import ContextBroadcastBlock
+        from editvit.models.layers.cb_block import ContextBroadcastBlock
         tiny_edit(share_attention=SHARED, block_fn=ContextBroadcastBlock, **ARGS)
 
 

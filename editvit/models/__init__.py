@@ -2,7 +2,7 @@
 from .convert import checkpoint_filter_fn, deit3_to_edit, resample_pos_embed
 from .edit import EditVisionTransformer
 from .factory import create_model
-from . import context_broadcasting  # noqa: F401  registers deit3_*_cb_* and edit_*_cb_*
+from . import cb_models  # noqa: F401  registers deit3_*_cb_* and edit_*_cb_*
 from .psvit import PSViT
 from .layers.class_decoder import ClassDecoder
 
