@@ -61,7 +61,8 @@ def _unsupported_attention(attn: nn.Module) -> UnsupportedModelError:
 
 
 def attention_blocks(model: nn.Module) -> List[nn.Module]:
-    """The model's self-attention blocks, or UnsupportedModelError saying what the analysis supports."""
+    """The model's self-attention blocks, or UnsupportedModelError saying what the analysis supports (an editvit
+    model's blocks are read through its `forward_with_intermediates`, whatever their attention)."""
     blocks = getattr(model, 'blocks', None)
     if blocks is None or len(blocks) == 0 or not all(hasattr(b, 'attn') for b in blocks) \
             or not hasattr(model, 'patch_embed'):
@@ -69,7 +70,7 @@ def attention_blocks(model: nn.Module) -> List[nn.Module]:
             f'{type(model).__name__} has no `blocks` of attention layers; the analysis supports ViT-style timm '
             f'models (ViT, DeiT, DeiT3, CaiT, ViTs with register tokens), EDIT and PSViT')
     for block in blocks:
-        if not isinstance(block.attn, SUPPORTED):
+        if not hasattr(model, 'forward_with_intermediates') and not isinstance(block.attn, SUPPORTED):
             raise _unsupported_attention(block.attn)
     return list(blocks)
 
@@ -116,12 +117,26 @@ def _record_blocks(blocks: List[nn.Module]) -> Iterator[_Recording]:
             attn.fused_attn = flag
 
 
+def _check_token_counts(out: dict, num_embedded: int) -> None:
+    """Every change of the token count between layers must be explained by that layer's pooling matrix."""
+    previous = num_embedded
+    for layer, (T, attn, tokens) in enumerate(zip(out['pooling'], out['attention'], out['tokens'])):
+        expected = previous if T is None else T.shape[0]
+        if (T is not None and T.shape[1] != previous) or attn.shape[-1] != expected:
+            raise UnsupportedModelError(
+                f'layer {layer} attends over {attn.shape[-1]} tokens, but the previous layer gave {previous} and '
+                f'the recorded token pooling explains {expected}: the analysis follows token counts changed by '
+                f'editvit TokenPooling only')
+        previous = tokens.shape[1]
+
+
 def _from_intermediates(model: nn.Module, x: torch.Tensor) -> AttentionMaps:
     """AttentionMaps of an editvit model from its `forward_with_intermediates`."""
     _, out = model.forward_with_intermediates(x)
     grid = tuple(model.patch_embed.grid_size)
     first = out['pooling'][0]
     num_embedded = first.shape[1] if first is not None else out['attention'][0].shape[-1]  # before any pooling
+    _check_token_counts(out, num_embedded)
     num_prefix = num_embedded - grid[0] * grid[1]
     has_cls = num_prefix > 0 and getattr(model, 'cls_token', None) is not None
     return AttentionMaps(attention=out['attention'], tokens=out['tokens'], num_prefix_tokens=num_prefix,

@@ -144,7 +144,9 @@ class PSViT(TokenClassifier):
         for i in range(len(self.blocks) if last is None else last + 1):
             pooling = None
             if maps and i in self.first_layers and num_tokens[self.first_layers[i]] + 1 != x.shape[1]:
-                pooling = self.token_pools[self.first_layers[i]].matrix(x.shape[1], num_tokens[self.first_layers[i]])
+                pool = self.token_pools[self.first_layers[i]]
+                if isinstance(pool, TokenPooling):  # (1+N_s, 1+N_(s-1))
+                    pooling = pool.matrix(x.shape[1], num_tokens[self.first_layers[i]])
             x, attn = self._layer(i, x, attn, num_tokens, share)  # (B, 1+N_s, D), (B, H, 1+N_s, 1+N_s)
             yield Layer(x, x[:, 0], attn, None, pooling)
 
