@@ -153,8 +153,9 @@ class EditVisionTransformer(TokenClassifier):
         for block in self.blocks:
             if self.grad_checkpointing and not torch.jit.is_scripting():
                 cls, x = checkpoint(self._step, block, cls, x)
-            else:
-                cls, x = self._step(block, cls, x)
+            else:  # `_step` written out: TorchScript takes no module as an argument
+                x = block(x)  # (B, N, D)
+                cls, _ = self.decoder(cls, x)  # (B, D)
         return self.norm(torch.cat([cls.unsqueeze(1), x], dim=1))  # (B, 1+N, D)
 
     def _layers(self, x: torch.Tensor, last: Optional[int] = None, maps: bool = False) -> Iterator[Layer]:
