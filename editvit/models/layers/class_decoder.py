@@ -156,8 +156,10 @@ class ClassDecoder(nn.Module):
         return attn, pooled
 
     @torch.jit.unused
-    def _folded_function(self, tokens: torch.Tensor, q_k: torch.Tensor, scores_cls: Optional[torch.Tensor],
-                         kv_cls: Optional[torch.Tensor], q_b: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _folded_function(
+            self, tokens: torch.Tensor, q_k: torch.Tensor, scores_cls: Optional[torch.Tensor],
+            kv_cls: Optional[torch.Tensor], q_b: Optional[torch.Tensor],
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """`FoldedTokenAttention` (a custom autograd Function, which TorchScript cannot compile)."""
         return folded_token_attention(tokens, q_k, scores_cls, kv_cls, q_b)
 
