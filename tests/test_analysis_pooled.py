@@ -125,8 +125,9 @@ def test_one_d_pooling_names_pooled_tokens_without_a_grid():
 
 
 def test_edit_with_pooling_and_sharing_in_its_encoder():
-    model = tiny_edit(img_size=32, patch_size=4, embed_dim=32, depth=4, num_heads=2, num_tokens=(64, 16, 16, 4),
-                      share_attention=(False, False, True, False)).eval()
+    model = timm.create_model('edit_tiny_ps_patch16_224', img_size=32, patch_size=4, embed_dim=32, depth=4,
+                              num_heads=2, num_classes=10, num_tokens=(64, 16, 16, 4),
+                              share_attention=(False, False, True, False)).eval()
     x = torch.randn(2, 3, 32, 32)
     maps = extract_attention(model, x)
     assert maps.num_tokens == [64, 16, 16, 4] and maps.num_prefix_tokens == 0 and not maps.has_cls

@@ -14,6 +14,10 @@ def edit(**kwargs) -> torch.nn.Module:
     return timm.create_model('edit_tiny_patch16_224', **{**SMALL, **kwargs}).eval()
 
 
+def ps_edit(**kwargs) -> torch.nn.Module:
+    return timm.create_model('edit_tiny_ps_patch16_224', **{**SMALL, **kwargs}).eval()
+
+
 def test_fx_trace_gives_the_eager_output():
     for model in (edit(), edit(decoder_heads=3, decoder_attend_to_cls=False), edit(decoder_folded=False)):
         x = torch.randn(2, 3, 32, 32)
@@ -46,15 +50,15 @@ def test_torchscript_gives_the_eager_logits():
 def test_meta_device_forward_gives_the_shapes():
     with torch.device('meta'):
         model = timm.create_model('edit_small_patch16_224')
-        pooled = edit(num_tokens=(16, 4, 4), share_attention=(False, False, True))
+        pooled = ps_edit(num_tokens=(16, 4, 4), share_attention=(False, False, True))
     assert model(torch.empty(2, 3, 224, 224, device='meta')).shape == (2, 1000)
     assert model.forward_features(torch.empty(1, 3, 224, 224, device='meta')).shape == (1, 197, 384)
     assert pooled(torch.empty(2, 3, 32, 32, device='meta')).shape == (2, 10)
 
 
 def test_macs_on_meta_equal_those_on_cpu():
-    for model in (edit(), edit(decoder_folded=False), edit(num_tokens=(16, 4, 4), share_attention=(False, False, True)),
-                  timm.create_model('deit3_small_patch16_224', **SMALL)):
+    pooled = ps_edit(num_tokens=(16, 4, 4), share_attention=(False, False, True))
+    for model in (edit(), edit(decoder_folded=False), pooled, timm.create_model('deit3_small_patch16_224', **SMALL)):
         weights = {k: v.clone() for k, v in model.state_dict().items()}
         assert count_macs(model, (3, 32, 32)) == count_macs(model, (3, 32, 32), meta=False) > 0
         assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # weights untouched

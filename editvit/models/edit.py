@@ -25,7 +25,6 @@ from .base import Layer, TokenClassifier
 from .convert import checkpoint_filter_fn
 from .layers.block_attention import block_with_attention
 from .layers.class_decoder import ClassDecoder, DecoderNorm
-from .layers.ps_block import build_ps_encoder
 
 
 class EditVisionTransformer(TokenClassifier):
@@ -56,11 +55,6 @@ class EditVisionTransformer(TokenClassifier):
         decoder_folded: Fold the key/value projections onto the query (same function, O(N D) per step);
             False computes keys and values for every token as the paper counts it.
         block_fn: Encoder block class, with timm `Block`'s constructor (variants such as Context Broadcasting).
-        share_attention: PSViT attention sharing: per encoder block, reuse the previous block's attention map (no
-            q/k projections). None (default): every block computes its own.
-        num_tokens: PSViT token pooling: per encoder block, its number of patch tokens (non-increasing); the
-            decoder attends to the pooled tokens of each depth. None (default): no pooling.
-        pooling: '1d' pools the token sequence, '2d' the patch grid (only read with num_tokens).
     """
 
     _head_group = r'^decoder\.|^norm'  # the shared decoder follows every block: grouped with the final norm
@@ -91,9 +85,6 @@ class EditVisionTransformer(TokenClassifier):
             decoder_norm: DecoderNorm = 'pre',
             decoder_folded: bool = True,
             block_fn: Type[nn.Module] = Block,
-            share_attention: Optional[Sequence[bool]] = None,
-            num_tokens: Optional[Sequence[int]] = None,
-            pooling: str = '2d',
     ) -> None:
         super().__init__(num_classes, global_pool, embed_dim, in_chans)
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
@@ -105,20 +96,10 @@ class EditVisionTransformer(TokenClassifier):
         self.pos_drop = nn.Dropout(p=pos_drop_rate)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))  # the learnable [CLS] query c_0
 
-        dpr = calculate_drop_path_rates(drop_path_rate, depth)  # growing linearly with depth
-        self.blocks = nn.Sequential(*[
-            block_fn(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                  init_values=init_values, proj_drop=proj_drop_rate, attn_drop=attn_drop_rate,
-                  drop_path=dpr[i], norm_layer=norm_layer)
-            for i in range(depth)])
-        if share_attention is not None or num_tokens is not None:  # PSViT in the encoder (layers/ps_block.py)
-            if block_fn is not Block:
-                raise ValueError('share_attention / num_tokens build their own encoder blocks; drop block_fn')
-            self.pooling = pooling if num_tokens is not None else None
-            self.blocks = build_ps_encoder(
-                depth, num_patches, share_attention, num_tokens, pooling, dpr, dim=embed_dim, num_heads=num_heads,
-                mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values, proj_drop=proj_drop_rate,
-                attn_drop=attn_drop_rate, norm_layer=norm_layer)
+        self.blocks = self._build_encoder(
+            block_fn, depth, calculate_drop_path_rates(drop_path_rate, depth), dim=embed_dim, num_heads=num_heads,
+            mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values, proj_drop=proj_drop_rate,
+            attn_drop=attn_drop_rate, norm_layer=norm_layer)
         self.feature_info = [dict(module=f'blocks.{i}', num_chs=embed_dim, reduction=patch_size) for i in range(depth)]
         self.decoder = ClassDecoder(
             embed_dim, num_heads=decoder_heads, qkv_bias=qkv_bias, query_proj=decoder_query_proj,
@@ -126,6 +107,11 @@ class EditVisionTransformer(TokenClassifier):
             folded=decoder_folded, attn_drop=attn_drop_rate, proj_drop=proj_drop_rate, norm_layer=norm_layer)
         self._build_head(drop_rate, norm_layer)
         self.init_weights()
+
+    def _build_encoder(self, block_fn: Type[nn.Module], depth: int, drop_path: Sequence[float],
+                       **block_kwargs) -> nn.Sequential:
+        """The encoder: depth blocks of block_fn, stochastic depth growing linearly with depth as in DeiT3."""
+        return nn.Sequential(*[block_fn(drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not torch.jit.is_scripting():
@@ -165,13 +151,16 @@ class EditVisionTransformer(TokenClassifier):
                 cls, x = checkpoint(self._step, block, cls, x) if self.grad_checkpointing else self._step(block, cls, x)
                 yield Layer(x, cls)
                 continue
-            pool = getattr(block, 'pool', None)
-            pooling = pool.matrix(x.shape[1]) if pool is not None else None  # (N_l, N_(l-1))
+            pooling = self._pooling_matrix(block, x.shape[1])  # (N_l, N_(l-1)) or None
             x, attn = block_with_attention(block, x)  # (B, N_l, D), (B, H, N_l, N_l)
             cls, dec = self.decoder(cls, x)  # (B, D), (B, Hd, 1+N_l)
             if not self.decoder.attend_to_cls:
                 dec = torch.cat([dec.new_zeros(dec.shape[:-1] + (1,)), dec], dim=-1)  # (B, Hd, 1+N_l)
             yield Layer(x, cls, attn, dec, pooling)
+
+    def _pooling_matrix(self, block: nn.Module, num_in: int) -> Optional[torch.Tensor]:
+        """The matrix by which block pools its num_in input tokens; None: it does not pool (the paper's EDIT)."""
+        return None
 
     def decoder_attention(self, x: torch.Tensor) -> torch.Tensor:
         """The decoder's attention at every depth, averaged over decoder heads: (B, L, 1+N), slot 0 = previous [CLS].
@@ -194,10 +183,11 @@ def check_image_shape(x: torch.Tensor, expected: Tuple[int, int, int], model_nam
             f'pretrained weights are resampled on load).')
 
 
-def _create_edit(variant: str, pretrained: bool = False, **kwargs) -> EditVisionTransformer:
+def _create_edit(variant: str, pretrained: bool = False, model_cls: Type[EditVisionTransformer] = EditVisionTransformer,
+                 **kwargs) -> EditVisionTransformer:
     out_indices = kwargs.pop('out_indices', 3)
     return build_model_with_cfg(
-        EditVisionTransformer, variant, pretrained,
+        model_cls, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
         **kwargs,
