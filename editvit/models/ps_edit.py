@@ -20,6 +20,7 @@ import torch.nn as nn
 from timm.models import generate_default_cfgs, register_model
 from timm.models.vision_transformer import Block
 
+from .convert import checkpoint_filter_fn  # noqa: F401  weights.load_model_weights looks beside the model class
 from .edit import _BASE, _SMALL, _TINY, EditVisionTransformer, _create_edit
 from .edit import _cfg as _edit_cfg
 from .layers.ps_block import build_ps_encoder
