@@ -9,7 +9,7 @@ from timm.utils import AttentionExtract
 
 from conftest import attention_summary, tiny_edit, zero_query_key
 from editvit.analysis import AttentionMaps, AttentionStatistics, UnsupportedModelError, extract_attention
-from editvit.analysis import metrics as M
+from editvit.analysis import sink_measures as M
 
 TINY = dict(img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2, num_classes=10)
 

@@ -10,7 +10,6 @@ from conftest import attention_summary, tiny_edit, zero_query_key
 from editvit.analysis import (AttentionStatistics, UnsupportedModelError, analyze_model, extract_attention,
                               load_images, plot_sequential_maps, self_attention_rollout, sequential_attention_maps,
                               write_metrics)
-from editvit.analysis.extract import pooling_matrix
 from editvit.models.layers.token_pooling import TokenPooling
 
 # 8x8 = 64 patches, three stages of two layers on 8x8 -> 6x6 -> 4x4 tokens, the second of each pair sharing
@@ -61,7 +60,7 @@ def test_psvit_maps_equal_recomputation_through_the_pooling_matrices():
 def test_pooling_matrix_is_the_token_pooling(pooling, num_tokens):
     pool = TokenPooling(pooling, num_tokens[1], num_prefix_tokens=1)
     x = torch.randn(3, 1 + num_tokens[0], 5)
-    T = pooling_matrix(pool, 1 + num_tokens[0], 1 + num_tokens[1])  # (1+N', 1+N)
+    T = pool.matrix(1 + num_tokens[0])  # (1+N', 1+N)
     assert T.shape == (1 + num_tokens[1], 1 + num_tokens[0])
     torch.testing.assert_close(T.float() @ x, pool(x))
     torch.testing.assert_close(T.sum(-1), torch.ones(T.shape[0], dtype=T.dtype))  # averages: rows sum to 1
@@ -126,8 +125,9 @@ def test_one_d_pooling_names_pooled_tokens_without_a_grid():
 
 
 def test_edit_with_pooling_and_sharing_in_its_encoder():
-    model = tiny_edit(img_size=32, patch_size=4, embed_dim=32, depth=4, num_heads=2, num_tokens=(64, 16, 16, 4),
-                      share_attention=(False, False, True, False)).eval()
+    model = timm.create_model('edit_tiny_ps_patch16_224', img_size=32, patch_size=4, embed_dim=32, depth=4,
+                              num_heads=2, num_classes=10, num_tokens=(64, 16, 16, 4),
+                              share_attention=(False, False, True, False)).eval()
     x = torch.randn(2, 3, 32, 32)
     maps = extract_attention(model, x)
     assert maps.num_tokens == [64, 16, 16, 4] and maps.num_prefix_tokens == 0 and not maps.has_cls

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_edit
-from editvit.models.layers.context_broadcast import ContextBroadcast, ContextBroadcastBlock
+from editvit.models.layers.cb_block import ContextBroadcast, ContextBroadcastBlock
 from timm.models.vision_transformer import Block
 
 CB_MODELS = ['deit3_small_cb_patch16_224', 'deit3_base_cb_patch16_224', 'edit_tiny_cb_patch16_224',

@@ -8,7 +8,7 @@ from editvit.cli import main
 def test_models_lists_edit_with_parameter_counts(capsys):
     assert main(['models', 'edit_*patch16_224']) == 0
     rows = dict(line.split()[:2] for line in capsys.readouterr().out.splitlines())
-    assert {k: v for k, v in rows.items() if '_cb_' not in k} == {
+    assert {k: v for k, v in rows.items() if '_cb_' not in k and '_ps_' not in k} == {
         'edit_tiny_patch16_224': '5.80M', 'edit_small_patch16_224': '22.36M', 'edit_base_patch16_224': '87.77M'}
 
 

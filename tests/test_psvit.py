@@ -176,3 +176,26 @@ def test_grad_checkpointing_gives_the_same_gradients():
     model(x).sum().backward()
     for g, p in zip(grads, model.parameters()):
         torch.testing.assert_close(g, p.grad)
+
+
+def test_edit_and_psvit_return_one_intermediates_schema():
+    from typing import get_type_hints
+
+    from editvit.models.base import Intermediates
+    x = torch.randn(2, 3, 32, 32)
+    edit = timm.create_model('edit_tiny_patch16_224', img_size=32, patch_size=4, embed_dim=32, depth=6, num_heads=2,
+                             num_classes=10).eval()
+    for model in (tiny_psvit().eval(), edit):
+        logits, out = model.forward_with_intermediates(x)
+        assert set(out) == set(get_type_hints(Intermediates))
+        torch.testing.assert_close(logits, model(x))
+        for key in ('tokens', 'attention', 'cls', 'pooling', 'shared', 'token_grid'):
+            assert isinstance(out[key], list) and len(out[key]) == 6, key
+        for tokens, attn, cls in zip(out['tokens'], out['attention'], out['cls']):
+            assert attn.shape == (2, 2, tokens.shape[1], tokens.shape[1]) and cls.shape == (2, 32)
+    psvit_out = tiny_psvit().forward_with_intermediates(x)[1]
+    assert psvit_out['decoder_attention'] is None
+    assert [T is not None for T in psvit_out['pooling']] == [False, False, True, False, True, False]
+    assert psvit_out['token_grid'] == [(8, 8)] * 2 + [(4, 4)] * 2 + [(2, 2)] * 2
+    assert psvit_out['shared'] == [False, True, False, True, False, False]
+    assert [a.shape for a in out['decoder_attention']] == [(2, 1, 1 + 64)] * 6  # EDIT, the last model above

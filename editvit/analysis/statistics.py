@@ -1,13 +1,13 @@
 """Per-layer and per-head attention-sink statistics, accumulated over batches of images and summarised as dicts.
 
 Each image counts once: a batch adds its per-image quantities to running sums, and `summary()` divides by the
-number of images, so the result does not depend on how the images were batched. Definitions are in `metrics`.
+number of images, so the result does not depend on how the images were batched. Definitions are in `sink_measures`.
 """
 from typing import Any, Dict, List, Optional
 
 import torch
 
-from . import metrics as M
+from . import sink_measures as M
 from .maps import AttentionMaps
 
 # Fig. 1b shows the top-left 16 x 16 block of each layer's attention matrix

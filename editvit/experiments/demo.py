@@ -80,7 +80,7 @@ Budget `{budget.tag()}`: width {budget.embed_dim}, depth {budget.depth}, {budget
 {budget.patch_size} ({(row['model_kwargs']['img_size'] // budget.patch_size) ** 2} patch tokens), {budget.epochs}
 epochs over {row['train_images']} training images, tested on {row['test_images']} test images, fp32. Sink metrics on
 {results[0].analysis.metrics['num_images'] if results[0].analysis else 0} test images (definitions:
-editvit/analysis/metrics.py). Machine: {machine['cpu']} ({', '.join(machine['cpu_flags']) or 'no AVX2'}),
+editvit/analysis/sink_measures.py). Machine: {machine['cpu']} ({', '.join(machine['cpu_flags']) or 'no AVX2'}),
 {machine['cores']} cores, load {machine['load_1min']}; GPU: {machine['gpu'] or 'none'}. Took {seconds / 60:.1f} min.
 
 - `training.png`: test top-1 and training loss per epoch.

@@ -12,24 +12,22 @@ over [previous CLS; encoder tokens of that depth]. The final [CLS] goes through 
     logits = head(LN(c_L))
 """
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Type, Union
 
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import PatchEmbed, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
+from timm.layers import PatchEmbed, calculate_drop_path_rates
+from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
 from timm.models.vision_transformer import Block
 
+from .base import Layer, TokenClassifier
 from .convert import checkpoint_filter_fn
+from .layers.block_attention import block_with_attention
 from .layers.class_decoder import ClassDecoder, DecoderNorm
-from .layers.ps_block import build_ps_encoder
-from .layers.token_pooling import grid_side
 
 
-class EditVisionTransformer(nn.Module):
+class EditVisionTransformer(TokenClassifier):
     """EDIT: a DeiT3 encoder over patch tokens and a layer-aligned, weight-shared [CLS] decoder.
 
     Args:
@@ -57,12 +55,10 @@ class EditVisionTransformer(nn.Module):
         decoder_folded: Fold the key/value projections onto the query (same function, O(N D) per step);
             False computes keys and values for every token as the paper counts it.
         block_fn: Encoder block class, with timm `Block`'s constructor (variants such as Context Broadcasting).
-        share_attention: PSViT attention sharing: per encoder block, reuse the previous block's attention map (no
-            q/k projections). None (default): every block computes its own.
-        num_tokens: PSViT token pooling: per encoder block, its number of patch tokens (non-increasing); the
-            decoder attends to the pooled tokens of each depth. None (default): no pooling.
-        pooling: '1d' pools the token sequence, '2d' the patch grid (only read with num_tokens).
     """
+
+    _head_group = r'^decoder\.|^norm'  # the shared decoder follows every block: grouped with the final norm
+    _sequence_prefix_tokens = 0  # no [CLS] among the encoder tokens
 
     def __init__(
             self,
@@ -89,21 +85,9 @@ class EditVisionTransformer(nn.Module):
             decoder_norm: DecoderNorm = 'pre',
             decoder_folded: bool = True,
             block_fn: Type[nn.Module] = Block,
-            share_attention: Optional[Sequence[bool]] = None,
-            num_tokens: Optional[Sequence[int]] = None,
-            pooling: str = '2d',
     ) -> None:
-        super().__init__()
-        if global_pool not in ('token', 'avg'):
-            raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        super().__init__(num_classes, global_pool, embed_dim, in_chans)
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
-        self.num_classes = num_classes
-        self.global_pool = global_pool
-        self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
-        self.num_prefix_tokens = 1  # forward_features puts the final [CLS] first
-        self.in_chans = in_chans
-        self.grad_checkpointing = False
-        self.pooling = None  # PSViT token pooling of the encoder, set below with num_tokens
 
         self.patch_embed = PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=in_chans,
                                       embed_dim=embed_dim)
@@ -112,78 +96,26 @@ class EditVisionTransformer(nn.Module):
         self.pos_drop = nn.Dropout(p=pos_drop_rate)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))  # the learnable [CLS] query c_0
 
-        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # torch.linspace(0, rate, depth)
-        self.blocks = nn.Sequential(*[
-            block_fn(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                  init_values=init_values, proj_drop=proj_drop_rate, attn_drop=attn_drop_rate,
-                  drop_path=dpr[i], norm_layer=norm_layer)
-            for i in range(depth)])
-        if share_attention is not None or num_tokens is not None:  # PSViT in the encoder (layers/ps_block.py)
-            if block_fn is not Block:
-                raise ValueError('share_attention / num_tokens build their own encoder blocks; drop block_fn')
-            self.pooling = pooling if num_tokens is not None else None
-            self.blocks = build_ps_encoder(
-                depth, num_patches, share_attention, num_tokens, pooling, dpr, dim=embed_dim, num_heads=num_heads,
-                mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values, proj_drop=proj_drop_rate,
-                attn_drop=attn_drop_rate, norm_layer=norm_layer)
+        self.blocks = self._build_encoder(
+            block_fn, depth, calculate_drop_path_rates(drop_path_rate, depth), dim=embed_dim, num_heads=num_heads,
+            mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, init_values=init_values, proj_drop=proj_drop_rate,
+            attn_drop=attn_drop_rate, norm_layer=norm_layer)
         self.feature_info = [dict(module=f'blocks.{i}', num_chs=embed_dim, reduction=patch_size) for i in range(depth)]
         self.decoder = ClassDecoder(
             embed_dim, num_heads=decoder_heads, qkv_bias=qkv_bias, query_proj=decoder_query_proj,
             out_proj=decoder_out_proj, attend_to_cls=decoder_attend_to_cls, norm=decoder_norm,
             folded=decoder_folded, attn_drop=attn_drop_rate, proj_drop=proj_drop_rate, norm_layer=norm_layer)
-        self.norm = norm_layer(embed_dim)
-        self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_weights()
+        self._build_head(drop_rate, norm_layer)
+        self.init_weights()
 
-    def _init_weights(self) -> None:
-        trunc_normal_(self.pos_embed, std=.02)
-        # std .02 rather than ViT's 1e-6: the [CLS] is the decoder query through a LayerNorm, and a near-zero
-        # vector would be normalised mostly by eps
-        trunc_normal_(self.cls_token, std=.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set:
-        return {'pos_embed', 'cls_token'}
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
-        # the shared decoder follows every block, so it is grouped with the final norm (the last layer-decay group)
-        return dict(
-            stem=r'^cls_token|pos_embed|patch_embed',
-            blocks=[(r'^blocks\.(\d+)', None), (r'^decoder\.|^norm', (99999,))],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        if global_pool is not None:
-            if global_pool not in ('token', 'avg'):
-                raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
-            self.global_pool = global_pool
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+    def _build_encoder(self, block_fn: Type[nn.Module], depth: int, drop_path: Sequence[float],
+                       **block_kwargs) -> nn.Sequential:
+        """The encoder: depth blocks of block_fn, stochastic depth growing linearly with depth as in DeiT3."""
+        return nn.Sequential(*[block_fn(drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
 
     def _check_input(self, x: torch.Tensor) -> None:
-        expected = (self.in_chans, *self.patch_embed.img_size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
-            got = 'x'.join(map(str, x.shape[1:])) if x.ndim == 4 else f'a {x.ndim}-d tensor {tuple(x.shape)}'
-            raise ValueError(
-                f'{type(self).__name__} expects images of shape (B, {expected[0]}, {expected[1]}, {expected[2]}) '
-                f'(channels x height x width = {"x".join(map(str, expected))}), got {got}. Resize the images, or '
-                f'create the model with img_size=... / in_chans=... matching them (position embeddings of '
-                f'pretrained weights are resampled on load).')
+        if not torch.jit.is_scripting():
+            check_image_shape(x, (self.in_chans, *self.patch_embed.img_size), type(self).__name__)
 
     def _embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         self._check_input(x)
@@ -195,141 +127,67 @@ class EditVisionTransformer(nn.Module):
         cls = self.cls_token.flatten(1).expand(x.shape[0], -1)  # (B, D)
         return cls, x
 
-    def _step(self, i: int, cls: torch.Tensor, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Encoder block i, then the shared decoder on its output: one aligned layer of Fig. 3."""
-        x = self.blocks[i](x)  # (B, N, D)
-        cls, attn = self.decoder(cls, x)  # (B, D), (B, H, 1+N)
-        return cls, x, attn
-
-    def _run_step(self, i: int, cls: torch.Tensor, x: torch.Tensor):
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint(self._step, i, cls, x)
-        return self._step(i, cls, x)
+    def _step(self, block: nn.Module, cls: torch.Tensor, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """An encoder block, then the shared decoder on its output: one aligned layer of Fig. 3."""
+        x = block(x)  # (B, N, D)
+        cls, _ = self.decoder(cls, x)  # (B, D)
+        return cls, x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Returns the normalised tokens (B, 1+N, D): the final [CLS] first, then the final patch tokens."""
         cls, x = self._embed(x)
-        for i in range(len(self.blocks)):
-            cls, x, _ = self._run_step(i, cls, x)
+        for block in self.blocks:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                cls, x = checkpoint(self._step, block, cls, x)
+            else:  # `_step` written out: TorchScript takes no module as an argument
+                x = block(x)  # (B, N, D)
+                cls, _ = self.decoder(cls, x)  # (B, D)
         return self.norm(torch.cat([cls.unsqueeze(1), x], dim=1))  # (B, 1+N, D)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x[:, 0] if self.global_pool == 'token' else x[:, self.num_prefix_tokens:].mean(dim=1)  # (B, D)
-        x = self.head_drop(x)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def forward_with_intermediates(self, x: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """One forward pass returning the logits and every per-depth quantity by name (no hooks).
-
-        Returns:
-            logits (B, num_classes) and a dict with
-              'tokens': encoder tokens after each block, (B, L, N, D);
-              'cls': the [CLS] after each decoder step, (B, L, D) (before the final norm);
-              'decoder_attention': the decoder's attention per depth and head, (B, L, H, 1+N), slot 0 being the
-                  previous [CLS] (zero when the decoder does not attend to it);
-              'features': the output of forward_features, (B, 1+N, D).
-        """
+    def _layers(self, x: torch.Tensor, last: Optional[int] = None, maps: bool = False) -> Iterator[Layer]:
         cls, x = self._embed(x)
-        tokens, classes, attns = [], [], []
-        for i in range(len(self.blocks)):
-            cls, x, attn = self._run_step(i, cls, x)
+        for block in self.blocks[:None if last is None else last + 1]:
+            if not maps:
+                cls, x = checkpoint(self._step, block, cls, x) if self.grad_checkpointing else self._step(block, cls, x)
+                yield Layer(x, cls)
+                continue
+            pooling = self._pooling_matrix(block, x.shape[1])  # (N_l, N_(l-1)) or None
+            x, attn = block_with_attention(block, x)  # (B, N_l, D), (B, H, N_l, N_l)
+            cls, dec = self.decoder(cls, x)  # (B, D), (B, Hd, 1+N_l)
             if not self.decoder.attend_to_cls:
-                attn = torch.cat([attn.new_zeros(attn.shape[:-1] + (1,)), attn], dim=-1)  # (B, H, 1+N)
-            tokens.append(x)
-            classes.append(cls)
-            attns.append(attn)
-        features = self.norm(torch.cat([cls.unsqueeze(1), x], dim=1))  # (B, 1+N, D)
-        out = dict(
-            tokens=_stack_depths(tokens),  # (B, L, N, D); a list of (B, N_i, D) when pooling changes N
-            cls=torch.stack(classes, 1),  # (B, L, D)
-            decoder_attention=_stack_depths(attns),  # (B, L, H, 1+N); a list of (B, H, 1+N_i) when pooling
-            features=features,
-        )
-        return self.forward_head(features), out
+                dec = torch.cat([dec.new_zeros(dec.shape[:-1] + (1,)), dec], dim=-1)  # (B, Hd, 1+N_l)
+            yield Layer(x, cls, attn, dec, pooling)
+
+    def _pooling_matrix(self, block: nn.Module, num_in: int) -> Optional[torch.Tensor]:
+        """The matrix by which block pools its num_in input tokens; None: it does not pool (the paper's EDIT)."""
+        return None
 
     def decoder_attention(self, x: torch.Tensor) -> torch.Tensor:
         """The decoder's attention at every depth, averaged over decoder heads: (B, L, 1+N), slot 0 = previous [CLS].
 
         Slots 1.. follow the patch grid in row-major order; reshape to (B, L, H/p, W/p) for a sequential map.
+        Without token pooling only (pooled depths differ in N: read `forward_with_intermediates` instead).
         """
-        return self.forward_with_intermediates(x)[1]['decoder_attention'].mean(dim=2)
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            return_prefix_tokens: bool = False,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """timm's feature-extraction interface: patch tokens of the chosen blocks (the [CLS] of that depth as the
-        prefix token when return_prefix_tokens=True).
-
-        Args:
-            x: Input images (B, C, H, W).
-            indices: Take the last n blocks if int, all if None, the listed blocks if a sequence.
-            return_prefix_tokens: Return (patch tokens, [CLS] (B, 1, D)) pairs.
-            norm: Apply the final norm to the intermediates.
-            stop_early: Stop after the last block needed.
-            output_fmt: 'NCHW' (B, D, H/p, W/p) or 'NLC' (B, N, D).
-            intermediates_only: Return only the intermediates.
-        """
-        if output_fmt not in ('NCHW', 'NLC'):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        B = x.shape[0]
-        cls, x = self._embed(x)
-        intermediates, prefixes = [], []
-        last = max_index + 1 if stop_early else len(self.blocks)
-        for i in range(last):
-            cls, x, _ = self._run_step(i, cls, x)
-            if i in take_indices:
-                intermediates.append(self.norm(x) if norm else x)
-                prefixes.append((self.norm(cls) if norm else cls).unsqueeze(1))
-        if output_fmt == 'NCHW':
-            intermediates = [y.reshape(B, *self._token_grid(y.shape[1]), -1).permute(0, 3, 1, 2).contiguous()
-                             for y in intermediates]
-        if return_prefix_tokens:
-            intermediates = list(zip(intermediates, prefixes))
-        if intermediates_only:
-            return intermediates
-        return self.norm(torch.cat([cls.unsqueeze(1), x], dim=1)), intermediates
-
-    def _token_grid(self, n: int) -> Tuple[int, int]:
-        """The (h, w) grid of n encoder tokens: the patch grid, or a square pooled grid (2D token pooling)."""
-        if n == self.patch_embed.num_patches:
-            return tuple(self.patch_embed.grid_size)
-        if self.pooling == '1d':
-            raise ValueError(f"{n} tokens pooled in 1D have no grid: use output_fmt='NLC'")
-        return grid_side(n), grid_side(n)
-
-    def prune_intermediate_layers(
-            self, indices: Union[int, List[int]] = 1, prune_norm: bool = False, prune_head: bool = True,
-    ) -> List[int]:
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        self.blocks = self.blocks[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0)
-        return take_indices
+        return torch.stack(self.forward_with_intermediates(x)[1]['decoder_attention'], 1).mean(dim=2)
 
 
+@torch.fx.wrap
+def check_image_shape(x: torch.Tensor, expected: Tuple[int, int, int], model_name: str) -> None:
+    """Raise a ValueError naming the shape x (B, C, H, W) should have; a leaf for FX tracing (shapes are symbolic)."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        got = 'x'.join(map(str, x.shape[1:])) if x.ndim == 4 else f'a {x.ndim}-d tensor {tuple(x.shape)}'
+        raise ValueError(
+            f'{model_name} expects images of shape (B, {expected[0]}, {expected[1]}, {expected[2]}) '
+            f'(channels x height x width = {"x".join(map(str, expected))}), got {got}. Resize the images, or '
+            f'create the model with img_size=... / in_chans=... matching them (position embeddings of '
+            f'pretrained weights are resampled on load).')
 
-def _stack_depths(xs: List[torch.Tensor]) -> Union[torch.Tensor, List[torch.Tensor]]:
-    """Stack per-depth tensors on dim 1; with token pooling their sizes differ, so they stay a list."""
-    return torch.stack(xs, 1) if all(x.shape == xs[0].shape for x in xs) else xs
 
-
-def _create_edit(variant: str, pretrained: bool = False, **kwargs) -> EditVisionTransformer:
+def _create_edit(variant: str, pretrained: bool = False, model_cls: Type[EditVisionTransformer] = EditVisionTransformer,
+                 **kwargs) -> EditVisionTransformer:
     out_indices = kwargs.pop('out_indices', 3)
     return build_model_with_cfg(
-        EditVisionTransformer, variant, pretrained,
+        model_cls, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
         **kwargs,

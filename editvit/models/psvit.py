@@ -20,54 +20,21 @@ else), the [CLS] kept out of pooling, adaptive average pooling, DeiT (not DeiT3)
 registered configurations below (sized to DeiT-Tiny/Small budgets; see their docstrings).
 """
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import PatchEmbed, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models._features import feature_take_indices
-from timm.models._manipulate import checkpoint
+from timm.layers import PatchEmbed, calculate_drop_path_rates
+from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
 
+from .base import Layer, TokenClassifier
+from .layers.ps_config import check_psvit_config
 from .layers.shared_attention import AttentionSharingBlock
 from .layers.token_pooling import PoolingMode, TokenPooling, grid_side
 
 
-def check_psvit_config(depths: Sequence[int], num_tokens: Sequence[int], share_attention: Sequence[bool],
-                       num_patches: int, pooling: PoolingMode) -> None:
-    """Raise a ValueError naming the problem if the stages, token numbers or sharing pattern do not fit."""
-    if len(depths) != len(num_tokens) or not depths:
-        raise ValueError(f'depths {tuple(depths)} and num_tokens {tuple(num_tokens)} must give one entry per stage')
-    if any(d < 1 for d in depths):
-        raise ValueError(f'every stage needs at least one layer, got depths {tuple(depths)}')
-    previous = num_patches
-    for s, n in enumerate(num_tokens):
-        if not 1 <= n <= previous:
-            raise ValueError(f'stage {s} asks for {n} tokens but receives {previous}: token numbers may only shrink '
-                             f'(the patch grid has {num_patches})')
-        if pooling == '2d':
-            grid_side(n)
-        previous = n
-    if len(share_attention) != sum(depths):
-        raise ValueError(f'share_attention needs one entry per layer ({sum(depths)}), got {len(share_attention)}')
-    for i in stage_starts(depths, num_tokens, num_patches):
-        if share_attention[i]:
-            raise ValueError(f'layer {i} cannot share attention: it is the first layer of the model or of a stage '
-                             f'whose token count changes, so no previous map of its size exists')
-
-
-def stage_starts(depths: Sequence[int], num_tokens: Sequence[int], num_patches: int) -> List[int]:
-    """Layers that have no previous attention map of their size: layer 0 and every layer right after pooling."""
-    starts, layer, previous = [0], 0, num_patches
-    for d, n in zip(depths, num_tokens):
-        if layer > 0 and n != previous:
-            starts.append(layer)
-        layer, previous = layer + d, n
-    return starts
-
-
-class PSViT(nn.Module):
+class PSViT(TokenClassifier):
     """DeiT with token pooling between stages and attention sharing between adjacent layers.
 
     Args:
@@ -114,17 +81,10 @@ class PSViT(nn.Module):
             attn_drop_rate: float = 0.,
             drop_path_rate: float = 0.,
     ) -> None:
-        super().__init__()
-        if global_pool not in ('token', 'avg'):
-            raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        super().__init__(num_classes, global_pool, embed_dim, in_chans)
         depth = sum(depths)
         share_attention = tuple(bool(s) for s in share_attention) if share_attention is not None else (False,) * depth
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
-        self.num_classes = num_classes
-        self.global_pool = global_pool
-        self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
-        self.num_prefix_tokens = 1
-        self.grad_checkpointing = False
 
         self.patch_embed = PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=in_chans,
                                       embed_dim=embed_dim)
@@ -141,7 +101,7 @@ class PSViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_patches, embed_dim))  # DeiT: the [CLS] has a slot
         self.pos_drop = nn.Dropout(p=pos_drop_rate)
         self.token_pools = nn.ModuleList([TokenPooling(pooling, n, num_prefix_tokens=1) for n in num_tokens])
-        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        dpr = calculate_drop_path_rates(drop_path_rate, depth)  # growing linearly with depth
         self.blocks = nn.ModuleList([
             AttentionSharingBlock(
                 embed_dim, num_heads, share=share_attention[i], mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
@@ -151,46 +111,11 @@ class PSViT(nn.Module):
         self.feature_info = [
             dict(module=f'blocks.{i}', num_chs=embed_dim, reduction=self._reduction(num_tokens[s], patch_size))
             for i, s in enumerate(self.stage_of_layer)]
-        self.norm = norm_layer(embed_dim)
-        self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_weights()
+        self._build_head(drop_rate, norm_layer)
+        self.init_weights()
 
     def _reduction(self, n: int, patch_size: int) -> float:
         return patch_size * self.patch_embed.grid_size[0] / grid_side(n) if self.pooling == '2d' else patch_size
-
-    def _init_weights(self) -> None:
-        trunc_normal_(self.pos_embed, std=.02)
-        trunc_normal_(self.cls_token, std=.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set:
-        return {'pos_embed', 'cls_token'}
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
-        return dict(stem=r'^cls_token|pos_embed|patch_embed', blocks=[(r'^blocks\.(\d+)', None), (r'^norm', (99999,))])
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        self.num_classes = num_classes
-        if global_pool is not None:
-            if global_pool not in ('token', 'avg'):
-                raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
-            self.global_pool = global_pool
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)  # (B, N_0, D)
@@ -207,30 +132,32 @@ class PSViT(nn.Module):
         return self.blocks[i](x, attn, share[i])  # (B, 1+N_s, D), (B, H, 1+N_s, 1+N_s)
 
     def _run(self, x: torch.Tensor, num_tokens: Optional[Sequence[int]] = None,
-             share_attention: Optional[Sequence[bool]] = None, last: Optional[int] = None):
-        """Yields (layer, tokens, attention map) for layers 0..last."""
+             share_attention: Optional[Sequence[bool]] = None, last: Optional[int] = None,
+             maps: bool = False) -> Iterator[Layer]:
+        """Runs layers 0..last (all if None) of the configuration num_tokens / share_attention (the built one if
+        None), yielding each one's `Layer`; its pooling matrix only with maps=True."""
         num_tokens = self.num_tokens if num_tokens is None else tuple(num_tokens)
         share = self.share_attention if share_attention is None else tuple(share_attention)
         if num_tokens != self.num_tokens or share != self.share_attention:
             check_psvit_config(self.depths, num_tokens, share, self.patch_embed.num_patches, self.pooling)
         x, attn = self._embed(x), None
         for i in range(len(self.blocks) if last is None else last + 1):
-            x, attn = self._layer(i, x, attn, num_tokens, share)
-            yield i, x, attn
+            pooling = None
+            if maps and i in self.first_layers and num_tokens[self.first_layers[i]] + 1 != x.shape[1]:
+                pool = self.token_pools[self.first_layers[i]]
+                if isinstance(pool, TokenPooling):  # (1+N_s, 1+N_(s-1))
+                    pooling = pool.matrix(x.shape[1], num_tokens[self.first_layers[i]])
+            x, attn = self._layer(i, x, attn, num_tokens, share)  # (B, 1+N_s, D), (B, H, 1+N_s, 1+N_s)
+            yield Layer(x, x[:, 0], attn, None, pooling)
+
+    def _layers(self, x: torch.Tensor, last: Optional[int] = None, maps: bool = False) -> Iterator[Layer]:
+        return self._run(x, last=last, maps=maps)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Returns the normalised final tokens (B, 1+N_last, D), [CLS] first."""
-        for _, x, _ in self._run(x):
+        for layer in self._run(x):
             pass
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x[:, 0] if self.global_pool == 'token' else x[:, self.num_prefix_tokens:].mean(dim=1)  # (B, D)
-        x = self.head_drop(x)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return self.norm(layer.tokens)
 
     def forward_subnet(self, x: torch.Tensor, num_tokens: Sequence[int],
                        share_attention: Sequence[bool]) -> torch.Tensor:
@@ -239,75 +166,12 @@ class PSViT(nn.Module):
         A layer built with its own attention that is asked to share reuses the previous map through the value
         third of its qkv weights (its q/k weights unused); pooling has no weights, so any token numbers run.
         """
-        for _, x, _ in self._run(x, num_tokens, share_attention):
+        for layer in self._run(x, num_tokens, share_attention):
             pass
-        return self.forward_head(self.norm(x))
+        return self.forward_head(self.norm(layer.tokens))
 
-    def forward_with_intermediates(self, x: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, List[torch.Tensor]]]:
-        """One forward pass returning the logits and, per layer, the tokens and the attention map it used.
-
-        Returns:
-            logits (B, num_classes) and a dict with lists (one entry per layer; sizes change between stages):
-              'tokens': (B, 1+N_s, D) after each block, [CLS] first;
-              'attention': (B, H, 1+N_s, 1+N_s), the map each layer used (a sharing layer's is its predecessor's);
-              'features': the output of forward_features, (B, 1+N_last, D).
-        """
-        tokens, attns = [], []
-        for _, x, attn in self._run(x):
-            tokens.append(x)
-            attns.append(attn)
-        features = self.norm(x)
-        return self.forward_head(features), dict(tokens=tokens, attention=attns, features=features)
-
-    def forward_intermediates(
-            self,
-            x: torch.Tensor,
-            indices: Optional[Union[int, List[int]]] = None,
-            return_prefix_tokens: bool = False,
-            norm: bool = False,
-            stop_early: bool = False,
-            output_fmt: str = 'NCHW',
-            intermediates_only: bool = False,
-    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
-        """timm's feature-extraction interface: patch tokens of the chosen blocks.
-
-        Args:
-            x: Input images (B, C, H, W).
-            indices: Take the last n blocks if int, all if None, the listed blocks if a sequence.
-            return_prefix_tokens: Return (patch tokens, [CLS] (B, 1, D)) pairs.
-            norm: Apply the final norm to the intermediates.
-            stop_early: Stop after the last block needed.
-            output_fmt: 'NCHW' (B, D, h_s, w_s) on each stage's grid (2D pooling only) or 'NLC' (B, N_s, D).
-            intermediates_only: Return only the intermediates.
-        """
-        if output_fmt not in ('NCHW', 'NLC'):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
-        if output_fmt == 'NCHW' and self.pooling == '1d':
-            raise ValueError("1D-pooled tokens have no grid: use output_fmt='NLC'")
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        intermediates = []
-        for i, x, _ in self._run(x, last=max_index if stop_early else None):
-            if i in take_indices:
-                y = self.norm(x) if norm else x
-                patches, prefix = y[:, 1:], y[:, :1]  # (B, N_s, D), (B, 1, D)
-                if output_fmt == 'NCHW':
-                    side = grid_side(patches.shape[1])
-                    patches = patches.transpose(1, 2).reshape(y.shape[0], -1, side, side)  # (B, D, h_s, w_s)
-                intermediates.append((patches, prefix) if return_prefix_tokens else patches)
-        if intermediates_only:
-            return intermediates
-        return self.norm(x), intermediates
-
-    def prune_intermediate_layers(
-            self, indices: Union[int, List[int]] = 1, prune_norm: bool = False, prune_head: bool = True,
-    ) -> List[int]:
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        self.blocks = self.blocks[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0)
-        return take_indices
+    def _features(self, layer: Layer) -> torch.Tensor:
+        return self.norm(layer.tokens)  # (B, 1+N_last, D), the [CLS] already first
 
 
 def psvit_macs(

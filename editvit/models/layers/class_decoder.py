@@ -26,6 +26,8 @@ import torch.nn as nn
 
 from .folded_attention import folded_token_attention
 
+torch.fx.wrap('folded_token_attention')  # FX tracing keeps the custom autograd Function as one call
+
 DecoderNorm = Literal['pre', 'post']
 
 
@@ -129,11 +131,13 @@ class ClassDecoder(nn.Module):
         scores_cls = (q_k * kv_cls.unsqueeze(1)).sum(-1, keepdim=True) if kv_cls is not None else None  # (B, H, 1)
         # q . b_k is the same for every key and cancels in the softmax; it is added anyway (O(B D)) so that b_k
         # receives its (zero) gradient as in the literal form, which DistributedDataParallel requires
-        q_b = (q * self.k.bias.view(H, Dh)).sum(-1, keepdim=True) if self.k.bias is not None else None  # (B, H, 1)
-        if not (self.training and self.attn_drop.p > 0):
-            attn, mixed = folded_token_attention(tokens, q_k, scores_cls, kv_cls, q_b)  # (B, H, M), (B, H, D)
+        b_k, b_v = self.k.bias, self.v.bias
+        q_b = (q * b_k.view(H, Dh)).sum(-1, keepdim=True) if b_k is not None else None  # (B, H, 1)
+        dropout = self.training and self.attn_drop.p > 0
+        if not dropout and not torch.jit.is_scripting():
+            attn, mixed = self._folded_function(tokens, q_k, scores_cls, kv_cls, q_b)  # (B, H, M), (B, H, D)
             attn_used = attn
-        else:  # attention dropout: plain autograd, the mix uses the dropped weights
+        else:  # attention dropout (the mix uses the dropped weights), or TorchScript: plain autograd
             scores_tok = q_k @ tokens.transpose(1, 2)  # (B, H, N)
             scores = scores_tok if scores_cls is None else torch.cat([scores_cls, scores_tok], dim=-1)  # (B, H, M)
             attn = (scores if q_b is None else scores + q_b).softmax(dim=-1)  # (B, H, M)
@@ -143,11 +147,21 @@ class ClassDecoder(nn.Module):
             else:
                 mixed = attn_used @ tokens  # (B, H, D) sum_j a_j x_j
         pooled = torch.einsum('bhd,hcd->bhc', mixed, w_v)  # (B, H, Dh) W_v (sum_j a_j x_j)
-        if self.v.bias is not None:
+        if b_v is not None:
             # sum_j a_j b_v = b_v; with attention dropout the weights no longer sum to one, so scale by their sum
-            weight_sum = attn_used.sum(-1, keepdim=True) if self.training and self.attn_drop.p > 0 else 1.
-            pooled = pooled + weight_sum * self.v.bias.view(H, Dh)
+            if dropout:
+                pooled = pooled + attn_used.sum(-1, keepdim=True) * b_v.view(H, Dh)  # (B, H, Dh)
+            else:
+                pooled = pooled + b_v.view(H, Dh)  # (B, H, Dh)
         return attn, pooled
+
+    @torch.jit.unused
+    def _folded_function(
+            self, tokens: torch.Tensor, q_k: torch.Tensor, scores_cls: Optional[torch.Tensor],
+            kv_cls: Optional[torch.Tensor], q_b: Optional[torch.Tensor],
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """`FoldedTokenAttention` (a custom autograd Function, which TorchScript cannot compile)."""
+        return folded_token_attention(tokens, q_k, scores_cls, kv_cls, q_b)
 
     def _attend_literal(
             self, q: torch.Tensor, kv_cls: Optional[torch.Tensor], tokens: torch.Tensor,

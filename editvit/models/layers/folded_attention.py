@@ -12,9 +12,18 @@ several times slower on CPU than the forward itself and dominates the decoder's 
 batched product with an inner dimension of 2H: [ds_tok; a_tok]^T @ [q_k; dm]. The function is computed in the dtype
 of x with autocast off (under autocast x is the float32 output of a LayerNorm; these are O(N D) operations).
 """
-from typing import Optional, Tuple
+from contextlib import nullcontext
+from typing import ContextManager, Optional, Tuple
 
 import torch
+
+
+def autocast_off(device_type: str) -> ContextManager:
+    """Autocast disabled on device_type; nothing to disable where autocast does not exist (the meta device)."""
+    try:
+        return torch.autocast(device_type, enabled=False)
+    except RuntimeError:  # torch.autocast refuses device types without autocast
+        return nullcontext()
 
 
 class FoldedTokenAttention(torch.autograd.Function):
@@ -35,7 +44,7 @@ class FoldedTokenAttention(torch.autograd.Function):
         Returns:
             attn (B, H, M) with M = 1+N (slot 0 = x_cls) or N, and mixed (B, H, D).
         """
-        with torch.autocast(x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             q_k = q_k.to(x.dtype)  # the saved q_k is in x's dtype; its gradient goes back in its own
             scores = q_k @ x.transpose(1, 2)  # (B, H, N)
             if s_cls is not None:
@@ -55,7 +64,7 @@ class FoldedTokenAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_attn: torch.Tensor, g_mixed: torch.Tensor):
         x, q_k, attn, x_cls = ctx.saved_tensors
-        with torch.autocast(x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             g_attn = g_attn.to(x.dtype)
             g_mixed = g_mixed.to(x.dtype)
             a_tok = attn[..., 1:] if ctx.has_cls else attn  # (B, H, N)

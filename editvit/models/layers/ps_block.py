@@ -12,12 +12,12 @@ whatever tokens a depth has: the pooled ones after a pooling layer.
 An own-attention `PSBlock` has timm `Block`'s state-dict keys, so plain EDIT weights load into a pooled EDIT; a
 sharing one holds `attn.v` instead of `attn.qkv`.
 """
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from ..psvit import check_psvit_config
+from .ps_config import check_psvit_config
 from .shared_attention import AttentionSharingBlock
 from .token_pooling import PoolingMode, TokenPooling
 
@@ -50,6 +50,11 @@ class PSBlock(AttentionSharingBlock):
             prev_attn = self._previous[0].last_attn
         x, self.last_attn = super().forward(x, prev_attn)  # (B, N_i, D), (B, H, N_i, N_i)
         return x
+
+    def forward_with_attention(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The output tokens (B, N_i, D) and the attention map this block used (B, H, N_i, N_i)."""
+        x = self.forward(x)
+        return x, self.last_attn
 
 
 def build_ps_encoder(

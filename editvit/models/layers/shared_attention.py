@@ -35,10 +35,7 @@ class MapAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, attn_drop: float = 0.,
                  proj_drop: float = 0.) -> None:
         super().__init__()
-        if dim % num_heads != 0:
-            raise ValueError(f'width {dim} is not divisible by num_heads={num_heads}')
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.num_heads, self.head_dim = _heads(dim, num_heads)
         self.scale = self.head_dim ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
@@ -73,10 +70,7 @@ class SharedAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, attn_drop: float = 0.,
                  proj_drop: float = 0.) -> None:
         super().__init__()
-        if dim % num_heads != 0:
-            raise ValueError(f'width {dim} is not divisible by num_heads={num_heads}')
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
+        self.num_heads, self.head_dim = _heads(dim, num_heads)
         self.v = nn.Linear(dim, dim, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
         self.proj = nn.Linear(dim, dim)
@@ -93,6 +87,13 @@ class SharedAttention(nn.Module):
                              f'{(B, self.num_heads, N, N)}: sharing needs the same heads and token count')
         v = self.v(x).view(B, N, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, N, Dh)
         return _mix(self, shared_attn, v), shared_attn
+
+
+def _heads(dim: int, num_heads: int) -> Tuple[int, int]:
+    """(H, D / H), or a clear error if the width does not split into num_heads heads."""
+    if dim % num_heads != 0:
+        raise ValueError(f'width {dim} is not divisible by num_heads={num_heads}')
+    return num_heads, dim // num_heads
 
 
 def _mix(layer: nn.Module, attn: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -64,5 +64,10 @@ class TokenPooling(nn.Module):
             pooled = F.adaptive_avg_pool2d(grid, side_out).flatten(2).transpose(1, 2)  # (B, N', D)
         return torch.cat([prefix, pooled], dim=1)  # (B, P + N', D)
 
+    def matrix(self, num_in: int, num_tokens: Optional[int] = None) -> torch.Tensor:
+        """This pooling of num_in tokens as a float64 matrix T (P + N', num_in): tokens_out = T tokens_in."""
+        eye = torch.eye(num_in, dtype=torch.float64)[None]  # (1, num_in, num_in): num_in tokens of width num_in
+        return self(eye, num_tokens)[0]  # (P + N', num_in)
+
     def extra_repr(self) -> str:
         return f'mode={self.mode!r}, num_tokens={self.num_tokens}, num_prefix_tokens={self.num_prefix_tokens}'

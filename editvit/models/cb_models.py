@@ -19,7 +19,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from .edit import _BASE, _SMALL, _TINY, EditVisionTransformer, _create_edit
 from .edit import _cfg as _edit_cfg
-from .layers.context_broadcast import ContextBroadcastBlock
+from .layers.cb_block import ContextBroadcastBlock
 
 
 def _cb_block(kwargs: Dict[str, Any]) -> Dict[str, Any]:
