@@ -1,7 +1,7 @@
 """The training engine: the paper's DeiT3 recipe (Sec. 4.3, Table 2) for any timm model, on one process or many.
 
     from editvit.train import load_config, train
-    metrics = train(load_config('configs/cifar10_cpu.yaml', overrides=dict(output='runs/c10')))
+    metrics = train(load_config('editvit/configs/cifar10_cpu.yaml', overrides=dict(output='runs/c10')))
 """
 from ..errors import ConfigError
 from .config import EvalConfig, TrainConfig, from_dict, load_config, to_dict
