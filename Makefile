@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# every test, the slow ones (that start other processes) included; `$(PY) -m pytest -m "not slow"` skips those
 test: venv
 	$(PY) -m pytest -q tests
 

@@ -1,4 +1,4 @@
-"""Time `editvit analyze` on 16 images: EDIT-S vs DeiT3-S at 224 (random weights), the budget of issue 4 (< 1 min).
+"""Time `editvit analyze` on 16 images: EDIT-S vs DeiT3-S at 224 (random weights); the target is under 1 min.
 
     .venv/bin/python benchmarks/analyze_speed.py [--threads 2]
 

@@ -3,8 +3,8 @@ backbones of the same size trained from scratch with the same budget, several se
 
     .venv/bin/python benchmarks/segmentation.py [--seeds 0 1 2] [--epochs 8] [--samples 512] [--threads 1]
 
-Each run is `editvit segment train --config configs/segmenter_synthetic_cpu.yaml --model BACKBONE ...` followed by
-`editvit segment eval --multi-scale` on the same weights. One JSON line per run is appended to
+Each run is `editvit segment train --config editvit/configs/segmenter_synthetic_cpu.yaml --model BACKBONE ...`
+followed by `editvit segment eval --multi-scale` on the same weights. One JSON line per run is appended to
 benchmarks/results/segmentation.jsonl; a table of means and standard deviations over seeds is printed.
 """
 import argparse
@@ -21,7 +21,7 @@ from editvit.segmentation import SegEvalConfig, SegTrainConfig, evaluate_saved_s
 from editvit.train import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / 'configs' / 'segmenter_synthetic_cpu.yaml'
+CONFIG = ROOT / 'editvit' / 'configs' / 'segmenter_synthetic_cpu.yaml'
 RESULTS = ROOT / 'benchmarks' / 'results' / 'segmentation.jsonl'
 BACKBONES = ('edit_tiny_patch16_224', 'deit3_small_patch16_224')  # both take the config's model_kwargs
 

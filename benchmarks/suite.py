@@ -1,4 +1,4 @@
-"""The issue-6 suite: every way to treat [CLS] at one width, depth and training budget, several seeds, on CIFAR-10
+"""The suite: every way to treat [CLS] at one width, depth and training budget, several seeds, on CIFAR-10
 and Fashion-MNIST subsets; one JSON line per finished run (benchmarks/results/suite.jsonl).
 
     EDITVIT_DATA=~/data nice -n 5 .venv/bin/python benchmarks/suite.py --datasets cifar10 --models edit deit3 \

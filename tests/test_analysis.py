@@ -7,9 +7,10 @@ import torch
 from timm.layers import use_fused_attn
 from timm.utils import AttentionExtract
 
-from conftest import attention_summary, tiny_edit, zero_query_key
 from editvit.analysis import AttentionMaps, AttentionStatistics, UnsupportedModelError, extract_attention
 from editvit.analysis import sink_measures as M
+
+from .common import attention_summary, tiny_edit, zero_query_key
 
 TINY = dict(img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2, num_classes=10)
 

@@ -9,7 +9,6 @@ import timm
 import torch
 from PIL import Image
 
-from conftest import tiny_edit
 from editvit import create_model
 from editvit.analysis import (AttentionMaps, ImageDecodeError, analyze_model,
                               extract_attention, load_images, plot_blocks, plot_sequential_maps, plot_sink,
@@ -18,6 +17,8 @@ from editvit.analysis.plots import DPI, block_figure_size, maps_figure_size, sin
 from editvit.cli import main
 from editvit.errors import ConfigError
 from editvit.weights import save_model
+
+from .common import tiny_edit
 
 
 def png_size(path):

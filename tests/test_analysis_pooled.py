@@ -6,11 +6,12 @@ import pytest
 import timm
 import torch
 
-from conftest import attention_summary, tiny_edit, zero_query_key
 from editvit.analysis import (AttentionStatistics, UnsupportedModelError, analyze_model, extract_attention,
                               load_images, plot_sequential_maps, self_attention_rollout, sequential_attention_maps,
                               write_metrics)
 from editvit.models.layers.token_pooling import TokenPooling
+
+from .common import attention_summary, tiny_edit, zero_query_key
 
 # 8x8 = 64 patches, three stages of two layers on 8x8 -> 6x6 -> 4x4 tokens, the second of each pair sharing
 PS = dict(img_size=32, patch_size=4, embed_dim=32, num_heads=2, depths=(2, 2, 2), num_classes=10,

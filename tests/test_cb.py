@@ -4,9 +4,10 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_edit
 from editvit.models.layers.cb_block import ContextBroadcast, ContextBroadcastBlock
 from timm.models.vision_transformer import Block
+
+from .common import tiny_edit
 
 CB_MODELS = ['deit3_small_cb_patch16_224', 'deit3_base_cb_patch16_224', 'edit_tiny_cb_patch16_224',
              'edit_small_cb_patch16_224', 'edit_base_cb_patch16_224']

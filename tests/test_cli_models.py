@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from editvit.cli import main
 
 
@@ -17,6 +19,7 @@ def test_unknown_pattern_is_a_clear_error(capsys):
     assert "no registered model matches 'no_such_model*'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a second Python process
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, '-m', 'editvit', 'models', 'edit_tiny_patch16_224'], capture_output=True, text=True,
                          check=True).stdout

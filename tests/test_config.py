@@ -3,13 +3,14 @@ from pathlib import Path
 
 import pytest
 
+import editvit
+from editvit import create_model
 from editvit.cli import main
+from editvit.configs import list_recipes, recipe_path
 from editvit.train import ConfigError, TrainConfig, load_config
 from editvit.train.config import resume_differences, to_dict
-from editvit import create_model
 from editvit.train.recipe import plan_batches, scaled_lr
 
-CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 
 
 def test_yaml_values_are_typed_and_command_line_wins(tmp_path):
@@ -75,7 +76,7 @@ def test_cli_reports_config_errors_without_traceback(tmp_path, capsys):
 
 
 def test_gradient_accumulation_reaches_the_global_batch_and_lr_scales_linearly():
-    cfg = load_config(CONFIGS / 'in1k_pretrain.yaml', overrides={'model': 'm', 'dataset': 'imagefolder'})
+    cfg = load_config(recipe_path('in1k_pretrain'), overrides={'model': 'm', 'dataset': 'imagefolder'})
     plan = plan_batches(cfg, world_size=8)
     assert (plan.batch_size, plan.accum_steps, plan.global_batch) == (64, 4, 2048)
     assert plan_batches(cfg, world_size=1).accum_steps == 32
@@ -96,7 +97,7 @@ TABLE_2 = {
 
 @pytest.mark.parametrize('name', sorted(TABLE_2))
 def test_shipped_configs_are_table_2(name):
-    c = load_config(CONFIGS / name)
+    c = load_config(recipe_path(name))
     got = (c.epochs, c.global_batch_size, c.lr, c.weight_decay, c.smoothing, c.drop_path, c.repeated_aug,
            c.clip_grad, c.hflip, c.crop, c.mixup, c.cutmix, c.color_jitter, c.loss)
     assert got == TABLE_2[name]
@@ -107,7 +108,7 @@ def test_shipped_configs_are_table_2(name):
 
 @pytest.mark.parametrize('name', ['cifar10_cpu.yaml', 'fashion_mnist_cpu.yaml'])
 def test_cpu_configs_build_their_model(name):
-    c = load_config(CONFIGS / name, overrides={'output': 'x'}).validate()
+    c = load_config(recipe_path(name), overrides={'output': 'x'}).validate()
     assert c.amp == 'none' and c.device is None  # fp32: see the comment in the file
     model = create_model(c.model, 10, c.model_kwargs, drop_path=c.drop_path)
     assert model.patch_embed.img_size == ((32, 32) if 'cifar' in name else (28, 28))
@@ -130,3 +131,12 @@ def test_command_line_options_mirror_the_config_fields():
     assert values == {'clip_grad': None, 'three_augment': False, 'global_batch_size': 256,
                       'model_kwargs': {'img_size': 32, 'qkv_bias': False, 'decoder_norm': 'post',
                                        'init_values': 1e-5}}  # options not given stay out: the YAML value stands
+
+
+def test_recipes_ship_inside_the_package_and_are_found_by_name():
+    assert list_recipes() == ['cifar10_cpu', 'fashion_mnist_cpu', 'in1k_pretrain', 'in21k_pretrain',
+                              'segmenter_ade20k', 'segmenter_synthetic_cpu', 'transfer']
+    path = recipe_path('transfer')
+    assert path == recipe_path('transfer.yaml') and path.parent == Path(editvit.__file__).parent / 'configs'
+    with pytest.raises(ConfigError, match=r"no shipped recipe 'cifar11_cpu'; the recipes are: cifar10_cpu, "):
+        recipe_path('cifar11_cpu')

@@ -6,7 +6,7 @@ import pytest
 
 from editvit.cli import main
 from editvit.experiments import Budget, MissingDataError, locate_data, read_rows, run_demo
-from editvit.experiments import data as demo_data
+from editvit.experiments import locate_cifar10
 
 TINY = Budget(embed_dim=32, depth=3, num_heads=2, patch_size=8, epochs=2, warmup_epochs=0.2, batch_size=16,
               analysis_images=10)
@@ -54,7 +54,7 @@ def test_no_data_and_no_internet_names_both_options(tmp_path, monkeypatch):
 
     def offline(root):
         raise urllib.error.URLError('[Errno -3] Temporary failure in name resolution')
-    monkeypatch.setattr(demo_data, '_download_cifar10', offline)
+    monkeypatch.setattr(locate_cifar10, '_download_cifar10', offline)
     with pytest.raises(MissingDataError) as e:
         locate_data(download_root=tmp_path / 'cache')
     message = str(e.value)

@@ -2,11 +2,14 @@
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import tiny_edit
+from .common import tiny_edit
+
+pytestmark = pytest.mark.slow  # two worker processes
 
 
 def _free_port() -> int:

@@ -3,8 +3,9 @@ import pytest
 import timm
 import torch
 
-from conftest import tiny_edit
 from editvit.models import EditVisionTransformer
+
+from .common import tiny_edit
 
 # Table 1 of the paper; printed with our exact counts by -s
 TABLE1_PARAMS = {'edit_tiny_patch16_224': 5.82e6, 'edit_small_patch16_224': 22.30e6, 'edit_base_patch16_224': 87.76e6}

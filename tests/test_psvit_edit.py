@@ -4,9 +4,10 @@ import timm
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import tiny_edit
 from editvit.models.layers.ps_block import PSBlock
 from editvit.models.layers.shared_attention import SharedAttention
+
+from .common import tiny_edit
 
 ARGS = dict(img_size=32, patch_size=4, embed_dim=32, depth=4, num_heads=2, init_values=0.5)  # 8x8 = 64 patches
 POOLED = (64, 16, 16, 4)

@@ -9,8 +9,6 @@ from editvit.segmentation.inference import window_anchors
 TINY = dict(patch_size=8, embed_dim=32, depth=2, num_heads=2)
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 def tiny_segmenter(backbone='edit_tiny_patch16_224', img_size=32, num_classes=4):
     return create_segmenter(backbone, num_classes, img_size, backbone_kwargs=TINY).eval()

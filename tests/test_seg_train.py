@@ -14,8 +14,6 @@ from editvit.train import checkpoint as run_checkpoint
 TINY = dict(patch_size=4, embed_dim=32, depth=2, num_heads=2)
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')
-
 
 def _config(output, **kwargs):
     args = dict(model='edit_tiny_patch16_224', model_kwargs=TINY, dataset='synthetic', num_classes=3,

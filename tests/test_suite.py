@@ -1,5 +1,5 @@
-"""The issue-6 suite: variants at one size, subsets, result rows, aggregation over seeds, and the scripts at a tiny
-budget on the synthetic set."""
+"""The suite of small-scale reproductions: variants at one size, subsets, result rows, aggregation over seeds, and
+the scripts at a tiny budget on the synthetic set."""
 import gzip
 import importlib.util
 import json

@@ -19,15 +19,6 @@ TINY = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2)
 TINY_ARGS = ['--model-kwargs'] + [f'{k}={v}' for k, v in TINY.items()]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: on a shared 2-core machine this is several times faster for models this small."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_config(output: Path, **kwargs) -> TrainConfig:
     args = dict(model='edit_tiny_patch16_224', model_kwargs=dict(TINY), dataset='synthetic', num_classes=4,
                 synthetic_samples=128, output=str(output), epochs=3, batch_size=16, lr=5e-3, warmup_epochs=0,
@@ -41,7 +32,6 @@ def tiny_config(output: Path, **kwargs) -> TrainConfig:
 def trained(tmp_path_factory) -> Path:
     """A finished 3-epoch run of a tiny EDIT, with EMA and TensorBoard."""
     out = tmp_path_factory.mktemp('run')
-    torch.set_num_threads(1)
     train(tiny_config(out, ema=True, ema_decay=0.5, tensorboard=True))
     return out
 

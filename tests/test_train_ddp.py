@@ -4,10 +4,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 import timm
 import torch
 
+from editvit.cli import main
 from editvit.train.checkpoint import LAST, load_checkpoint
+
+pytestmark = pytest.mark.slow  # torchrun starts two processes
 
 MODEL = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=16', 'patch_size=4', 'embed_dim=32',
          'depth=2', 'num_heads=2']
@@ -23,7 +27,7 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
-def test_two_process_training_and_evaluation(tmp_path):
+def test_two_process_training_and_evaluation(tmp_path, capsys):
     out = tmp_path / 'run'
     _torchrun('train', *MODEL, *DATA, '--output', str(out), '--epochs', '2', '--batch-size', '8', '--lr', '5e-3',
               '--warmup-epochs', '0', '--mixup', '0', '--cutmix', '0', '--no-progress')
@@ -40,11 +44,9 @@ def test_two_process_training_and_evaluation(tmp_path):
     assert metrics['global_batch'] == 16 and metrics['updates'] == 8
 
     # the validation metrics, summed over the two ranks' shares, equal a single-process evaluation of the weights
-    one = subprocess.run([sys.executable, '-m', 'editvit', 'eval', *MODEL, *DATA, '--checkpoint',
-                          str(out / 'model.safetensors'), '--batch-size', '5'],
-                         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert one.returncode == 0, one.stderr
-    one = json.loads(one.stdout)
+    capsys.readouterr()
+    assert main(['eval', *MODEL, *DATA, '--checkpoint', str(out / 'model.safetensors'), '--batch-size', '5']) == 0
+    one = json.loads(capsys.readouterr().out)
     assert one['images'] == 16
     assert abs(one['top1'] - metrics['val_top1']) < 1e-3 and abs(one['top5'] - metrics['val_top5']) < 1e-3
     assert abs(one['loss'] - metrics['val_loss']) < 1e-5

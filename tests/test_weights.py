@@ -7,8 +7,9 @@ import timm
 import torch
 from timm.layers import resample_abs_pos_embed
 
-from conftest import tiny_edit
 from editvit import CheckpointError, vit_to_edit, load_model_weights, read_state_dict, save_model
+
+from .common import tiny_edit
 
 TINY = dict(patch_size=8, embed_dim=48, depth=3, num_heads=3, num_classes=10)
 

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description='Train or evaluate a Segmenter (Mask Transformer or linear decoder) on an '
                                           'EDIT or timm ViT backbone.')
     actions = p.add_subparsers(dest='action', metavar='ACTION', required=True)
-    train = actions.add_parser('train', help='train a Segmenter (Segmenter\'s recipe: configs/segmenter_ade20k.yaml)',
+    train = actions.add_parser('train', help='train a Segmenter (recipe: editvit/configs/segmenter_ade20k.yaml)',
                                description='Train a Segmenter. Works under `torchrun --nproc_per_node N -m editvit '
                                            'segment train ...`.')
     add_config_arguments(train, SegTrainConfig)

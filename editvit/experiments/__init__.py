@@ -1,4 +1,4 @@
-"""Small-scale reproductions of the paper's claims (issue 6): model variants at equal size, balanced data subsets,
+"""Small-scale reproductions of the paper's claims: model variants at equal size, balanced data subsets,
 one training + sink-analysis run as one JSON row, aggregation over seeds, plots, and the `editvit demo`.
 
     from editvit.experiments import Budget, make_subset, run_experiment, append_row, aggregate
@@ -8,8 +8,8 @@ one training + sink-analysis run as one JSON row, aggregation over seeds, plots,
 """
 from .aggregate import aggregate, compare, format_table
 from .budget import Budget
-from .data import MissingDataError, locate_data
 from .demo import DEMO_BUDGET, run_demo
+from .locate_cifar10 import MissingDataError, locate_data
 from .machine import describe_machine, idle_cores
 from .results import append_row, read_rows, write_rows
 from .run import RunResult, remeasure_sink, run_experiment

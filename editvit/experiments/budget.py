@@ -1,5 +1,5 @@
 """What a run may spend: the model's size (shared by every variant, so they compare at equal width and depth) and
-the training schedule. The rest of the recipe comes from the data set's CPU config (configs/*_cpu.yaml)."""
+the training schedule. The rest of the recipe comes from the data set's CPU config (editvit/configs/*_cpu.yaml)."""
 from dataclasses import asdict, dataclass
 from typing import Any, Dict
 

@@ -20,7 +20,7 @@ import torch
 from ..analysis import plot_blocks, plot_sequential_maps, plot_sink, write_metrics
 from .aggregate import aggregate, format_table
 from .budget import Budget
-from .data import locate_data
+from .locate_cifar10 import locate_data
 from .machine import describe_machine, idle_cores
 from .plots import plot_training
 from .results import append_row

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 from ..analysis import ModelAnalysis, UnsupportedModelError, analyze_model, load_images
+from ..configs import recipe_path
 from ..macs import count_macs
 from ..models.factory import create_model
 from ..train import from_dict, train
@@ -18,7 +19,6 @@ from .subset import Subset
 from .variants import variant_model
 
 PathLike = Union[str, Path]
-CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 # the recipe of each data set: its CPU config (augmentation, optimiser, fp32); model, size and schedule come from
 # the Budget. Synthetic images are coloured like CIFAR.
 RECIPES = {'cifar10': 'cifar10_cpu.yaml', 'fashion-mnist': 'fashion_mnist_cpu.yaml', 'synthetic': 'cifar10_cpu.yaml'}
@@ -36,13 +36,11 @@ class RunResult:
     run_dir: Path
 
 
-def recipe_path(dataset: str) -> Path:
+def dataset_recipe(dataset: str) -> Path:
+    """The shipped recipe (editvit/configs/) a data set is trained with."""
     if dataset not in RECIPES:
         raise ValueError(f'no recipe for data set {dataset!r}; known: {", ".join(RECIPES)}')
-    path = CONFIGS / RECIPES[dataset]
-    if not path.is_file():
-        raise FileNotFoundError(f'recipe {str(path)!r} not found: run from an editvit checkout (pip install -e .)')
-    return path
+    return recipe_path(RECIPES[dataset])
 
 
 def train_config(variant: str, subset: Subset, seed: int, budget: Budget, output: PathLike,
@@ -51,7 +49,7 @@ def train_config(variant: str, subset: Subset, seed: int, budget: Budget, output
 
     The recipe's model_kwargs are replaced, not merged: variants take different arguments (PSViT has no `depth`)."""
     name, kwargs = variant_model(variant, budget, subset.image_size)
-    values = dict(read_yaml(recipe_path(subset.dataset)), model=name, model_kwargs=kwargs, dataset='imagefolder',
+    values = dict(read_yaml(dataset_recipe(subset.dataset)), model=name, model_kwargs=kwargs, dataset='imagefolder',
                   data_dir=str(subset.root), epochs=budget.epochs, warmup_epochs=budget.warmup_epochs,
                   batch_size=budget.batch_size, lr=budget.lr, seed=seed, output=str(output),
                   finetune=str(finetune) if finetune else None, num_workers=num_workers, checkpoint_every=0,

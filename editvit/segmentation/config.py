@@ -1,6 +1,6 @@
 """Segmentation run configurations: dataclasses checked on load by the engine's `from_dict` / `load_config`
 (an unknown key is a ConfigError listing the valid ones). Defaults are Segmenter's ADE20K recipe
-(Strudel et al. 2021, Sec. 4.1; configs/segmenter_ade20k.yaml)."""
+(Strudel et al. 2021, Sec. 4.1; editvit/configs/segmenter_ade20k.yaml)."""
 from dataclasses import dataclass
 from typing import Any, Dict, Literal, Optional
 

@@ -1,7 +1,7 @@
 """The training engine: the paper's DeiT3 recipe (Sec. 4.3, Table 2) for any timm model, on one process or many.
 
     from editvit.train import load_config, train
-    metrics = train(load_config('configs/cifar10_cpu.yaml', overrides=dict(output='runs/c10')))
+    metrics = train(load_config('editvit/configs/cifar10_cpu.yaml', overrides=dict(output='runs/c10')))
 
 One run loop (`loop.run_task`) trains every kind of model; what is trained is a `Task` (`trainer.ClassificationTask`
 here, `editvit.segmentation.SegmentationTask` for Segmenter).
