@@ -65,5 +65,6 @@ def predictions(model: nn.Module, images: Sequence[NamedImage], batch_size: int 
         x = images_to_batch(images[start:start + batch_size], model)  # (B, C, H, W)
         probs = model(x).float().softmax(dim=-1)  # (B, num_classes)
         p, index = probs.max(dim=-1)  # (B,)
-        out += [f'{names[i]} {100 * q:.0f}%' for q, i in zip(p.tolist(), index.tolist())]
+        out += [f'{names[i]} {100 * q:.0f}%' if q >= 0.01 else f'{names[i]} {100 * q:.1g}%'
+                for q, i in zip(p.tolist(), index.tolist())]
     return out

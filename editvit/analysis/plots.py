@@ -22,6 +22,7 @@ __all__ = ['DPI', 'block_figure_size', 'blocks_figure', 'map_scales', 'maps_figu
 
 BLOCK_PANEL = 1.4  # inches per Fig. 1b panel
 BLOCK_COLUMNS = 6  # Fig. 1b wraps the layers in rows of 6 (12 layers: 2 rows)
+BLOCK_MIN_RANGE = 10.0  # Fig. 1b's colour scale spans at least this factor
 
 
 def sink_figure_size(num_models: int) -> Tuple[float, float]:
@@ -39,9 +40,9 @@ def block_figure_size(num_models: int, num_layers: int) -> Tuple[float, float]:
 
 
 def _plain_log_axis(axis, low: float, high: float) -> None:
-    """Log-scale ticks written as plain numbers (0.002, 0.01, 0.1): at 1, 2, 5 x 10^k, or only at powers of ten
-    when the range spans more than three decades."""
-    subs = (1.0,) if high / low > 1e3 else (1.0, 2.0, 5.0)
+    """Log-scale ticks written as plain numbers (0.002, 0.01, 0.1): at 1, 2, 5 x 10^k, only at powers of ten
+    when the range spans more than three decades, at every 1..9 x 10^k when it spans less than one."""
+    subs = (1.0,) if high / low > 1e3 else (1.0, 2.0, 5.0) if high / low > 10 else tuple(range(1, 10))
     axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))
     axis.set_minor_formatter(NullFormatter())
@@ -111,6 +112,9 @@ def blocks_figure(analyses: Sequence[ModelAnalysis]) -> Figure:
     blocks = [a.block.numpy() for a in analyses]
     low = max(min(float(b[b > 0].min()) for b in blocks), 1e-4)
     high = max(float(b.max()) for b in blocks)
+    if high / low < BLOCK_MIN_RANGE:  # near-uniform attention (a random model): a middle colour, not its noise
+        centre = math.sqrt(low * high)
+        low, high = centre / math.sqrt(BLOCK_MIN_RANGE), centre * math.sqrt(BLOCK_MIN_RANGE)
     norm = LogNorm(vmin=low, vmax=high)
     image = None
     for subfig, analysis, block in zip(subfigs, analyses, blocks):
@@ -122,7 +126,7 @@ def blocks_figure(analyses: Sequence[ModelAnalysis]) -> Figure:
             if layer >= block.shape[0]:
                 ax.axis('off')
                 continue
-            image = ax.imshow(block[layer].clip(min=low), norm=norm, cmap='viridis', interpolation='nearest')
+            image = ax.imshow(block[layer].clip(low, high), norm=norm, cmap='viridis', interpolation='nearest')
             ax.set_xticks([0], [first], fontsize=8)
             ax.set_title(f'layer {layer + 1}', fontsize=9)
         if len(analyses) > 1:
