@@ -87,7 +87,7 @@ def _block(crop: np.ndarray, scaled: np.ndarray, num_layers: int) -> np.ndarray:
 
 
 def _times(ratio: float) -> str:
-    return f'{ratio:.1f}x' if ratio < 10 else f'{ratio:.0f}x'
+    return f'{ratio:.1f}x' if round(ratio, 1) < 10 else f'{ratio:.0f}x'
 
 
 def _panel_origin(layer: int, side: int) -> Tuple[int, int]:
