@@ -9,6 +9,7 @@ MIN_PEAK x uniform is scaled to that level, so near-uniform attention (a random 
 colour instead of having its noise stretched to the full range.
 """
 import math
+from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,7 +21,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from .analyze import ModelAnalysis
-from .figures import DPI, save_figure, wrap_label
+from .figures import DPI, save_figure
 
 MAP_CMAP = 'inferno'  # perceptually uniform, dark at low attention so the attended region stands out
 MAP_ALPHA = 0.65  # opacity of the attention over the grey image
@@ -111,7 +112,9 @@ def maps_figure(analyses: Sequence[ModelAnalysis], index: int, title: Optional[s
     fig = Figure(figsize=(width, height))
     predictions = predictions or [None] * len(analyses)
     title = title or analyses[0].image_names[index]
-    patches = {a.maps[index, 0].numel() for a in analyses}
+    patches = {a.maps[index, 0].numel() for a in analyses}  # 1 / patches is uniform attention
+    uniform_text = f'1/{patches.pop()}' if len(patches) == 1 else '1 / the number of patches'
+    short_title = title if len(title) <= 30 else title[:29] + '…'
     for m, (analysis, prediction) in enumerate(zip(analyses, predictions)):
         top = _TOP + m * (_HEADER + block_h) + _HEADER  # pixels from the top of the figure
         ax = fig.add_axes((_LEFT / (width * DPI), 1 - (top + block_h) / (height * DPI),
@@ -120,7 +123,7 @@ def maps_figure(analyses: Sequence[ModelAnalysis], index: int, title: Optional[s
         ax.imshow(_block(analysis.images[index], scaled, num_layers), extent=(0, block_w, block_h, 0),
                   interpolation='nearest')
         uniform = 1 / analysis.maps[index, 0].numel()
-        ax.text(side / 2, _LABEL - 5, wrap_label(title, 28).split('\n')[0], ha='center', va='bottom', fontsize=10)
+        ax.text(side / 2, _LABEL - 5, short_title, ha='center', va='bottom', fontsize=10)
         for layer, peak in enumerate(peaks):
             y, x = _panel_origin(layer, side)
             ax.text(x + _PANEL / 2, y - 5, f'layer {layer + 1}: peak {_times(peak / uniform)}', ha='center',
@@ -136,12 +139,12 @@ def maps_figure(analyses: Sequence[ModelAnalysis], index: int, title: Optional[s
     bar.set_ticks([0, 0.5, 1], labels=['0', '½ peak', 'peak'], fontsize=9)
     fig.suptitle(f'Sequential attention maps (Fig. 5): {title}', fontsize=12, y=1 - 8 / (height * DPI), va='top')
     fig.text(0.5, 1 - 32 / (height * DPI), f'each panel on its own scale, 0 to its peak; peak as a multiple of '
-             f'uniform attention (1/{patches.pop() if len(patches) == 1 else "patches"}), at least {MIN_PEAK:.0f}x', ha='center', va='top', fontsize=9.5,
+             f'uniform attention ({uniform_text}), at least {MIN_PEAK:.0f}x', ha='center', va='top', fontsize=9.5,
              color='0.3')
     return fig
 
 
-def plot_sequential_maps(analyses: Sequence[ModelAnalysis], index: int, path, title: Optional[str] = None,
-                         predictions: Optional[Sequence[Optional[str]]] = None):
+def plot_sequential_maps(analyses: Sequence[ModelAnalysis], index: int, path: Path, title: Optional[str] = None,
+                         predictions: Optional[Sequence[Optional[str]]] = None) -> Path:
     """Fig. 5 for image `index` as a PNG at path (see `maps_figure`)."""
     return save_figure(maps_figure(analyses, index, title, predictions), path)
