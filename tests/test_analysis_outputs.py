@@ -115,8 +115,9 @@ def test_pngs_are_written_at_their_size(two_analyses, tmp_path):
     for path, (w, h) in zip(paths, sizes):
         assert path.stat().st_size > 10_000
         assert png_size(path) == (round(w * DPI), round(h * DPI))
-    # the crop and 3 layer panels of 1.5 in, 4 px gaps, 0.15 + 1.15 in margins; 0.35 in title + 1.95 in per row
-    assert png_size(tmp_path / 'one.png') == (15 + 600 + 12 + 115, 35 + 195)
+    # the crop and 3 layer panels of 160 px in one row, 8 px gaps (16 around the crop), 12 + 110 px margins;
+    # 62 px title, 36 px model name, 24 px layer labels + 160 px panels, 8 px below
+    assert png_size(tmp_path / 'one.png') == (12 + 160 + 16 + 3 * 168 - 8 + 110, 62 + 36 + 24 + 160 + 8)
 
 
 def test_cli_end_to_end_with_compare_and_checkpoint(image_dir, tmp_path, capsys):

@@ -6,7 +6,8 @@ from typing import List, Optional, Sequence, Union
 from ..errors import ConfigError
 from .analyze import ModelAnalysis, analyze_model
 from .extract import attention_blocks
-from .images import load_images
+from .image_labels import image_titles, predictions
+from .images import find_image_files, load_images
 from .model_spec import ModelSpec, build_model, describe
 from .report import write_metrics
 
@@ -82,9 +83,14 @@ def run_analysis(
         plot_sink, plot_blocks, plot_sequential_maps = _plot_functions()
         plot_sink(analyses, output_dir / 'attention_sink.png')
         plot_blocks(analyses, output_dir / 'attention_blocks.png')
+        titles = image_titles(analyses[0].image_names, find_image_files(images) if images else None)
+        # a prediction is shown for trained weights only: a random model's top class says nothing
+        predicted = [predictions(m, named_images, batch_size) if spec.source() != 'random weights' else None
+                     for spec, (m, _) in zip(specs, built)]
         names = [_file_name(n) for n in analyses[0].image_names]
         for i, name in enumerate(names):
             if names.count(name) > 1:  # the same stem in two folders
                 name = f'{i:03d}_{name}'
-            plot_sequential_maps(analyses, i, output_dir / 'maps' / f'{name}.png')
+            plot_sequential_maps(analyses, i, output_dir / 'maps' / f'{name}.png', title=titles[i],
+                                 predictions=[p[i] if p else None for p in predicted])
     return analyses
