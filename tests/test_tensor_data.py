@@ -184,3 +184,13 @@ def test_cache_goes_to_editvit_cache_when_set(tmp_path, one_thread, monkeypatch)
     decode_dataset(data)
     assert [p.parent for p in (tmp_path / 'cache').glob('.editvit-tensors-*.pt')] == [tmp_path / 'cache']
     assert not list((tmp_path / 'data').glob('.editvit-*'))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a GPU')
+def test_batches_are_augmented_on_the_training_device(tmp_path):
+    data = create_dataset('imagefolder', str(_folder(tmp_path)), 'train')
+    on_gpu = _epoch(_batches(data, device=torch.device('cuda')), 0)
+    again = _epoch(_batches(data, device=torch.device('cuda')), 0)
+    images, labels, _ = on_gpu[0]
+    assert images.is_cuda and labels.is_cuda and images.shape == (4, 3, 16, 16)
+    assert torch.equal(images, again[0][0])
