@@ -20,7 +20,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -46,7 +46,6 @@ class DecodedImages:
     images: torch.Tensor
     labels: torch.Tensor
     good: torch.Tensor
-    sources: Optional[List[str]] = None  # the file of each image, for image folders
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -103,7 +102,6 @@ def decode_folder(dataset: ImageFolderDataset, small_size: int = SMALL_SIZE) -> 
         if decoded is None:
             return None
         save_cache(path, key, decoded)
-    decoded.sources = [p for p, _ in dataset.samples]
     if not dataset.skip_bad_images and not bool(decoded.good.all()):
         first = int((~decoded.good).nonzero()[0])
         load_rgb(dataset.samples[first][0])  # raises the DataError that names the file and the cause
