@@ -1,0 +1,85 @@
+"""The recipe's train augmentation (`create_train_transform`) on a whole uint8 batch at once, each image with its own
+random parameters, on whatever device the batch is on. Built from kornia's batched augmentations.
+
+Matches the PIL path step by step: crop ('src': reflect-pad 4 and a random crop; 'rrc': random resized crop, scale
+(0.08, 1), ratio (3/4, 4/3)), horizontal flip, DeiT3's 3-Augment (per image one of: grey scale, solarisation at 128,
+Gaussian blur with sigma uniform in (0.1, 2), as timm's '3a'), colour jitter (brightness, contrast, saturation), then
+normalisation. The pixel values differ slightly from the PIL path: float arithmetic instead of uint8 rounding after
+each step, kornia's interpolation and blur kernels instead of PIL's, and the order of the three jitter operations is
+drawn once per batch (torchvision draws it per image); every other parameter is drawn per image as there.
+"""
+from typing import Optional, Sequence, Tuple
+
+import kornia.augmentation as K
+import torch
+import torch.nn as nn
+
+from .transforms import CROPS
+
+SRC_PADDING = 4  # DeiT3's simple random crop pads by 4 pixels (as transforms.create_train_transform)
+BLUR_SIGMA = (0.1, 2.0)  # timm's GaussianBlurRand at magnitude 10
+
+
+class BatchAugment(nn.Module):
+    """uint8 images (B, C, H, W) -> augmented, normalised float images (B, C, *img_size), drawing every random
+    parameter from torch's global RNG (the caller seeds it).
+
+    Args:
+        img_size: (H, W) of the model input.
+        mean: Normalisation mean.
+        std: Normalisation standard deviation.
+        crop: 'rrc' random resized crop, or 'src' DeiT3's simple random crop (as create_train_transform).
+        hflip: Horizontal flip probability.
+        three_augment: DeiT3's 3-Augment.
+        color_jitter: Colour jitter strength (None or 0: none).
+        interpolation: Resize interpolation of the random resized crop ('bicubic', 'bilinear' or 'nearest').
+    """
+
+    def __init__(
+            self,
+            img_size: Tuple[int, int],
+            mean: Sequence[float],
+            std: Sequence[float],
+            crop: str = 'rrc',
+            hflip: float = 0.5,
+            three_augment: bool = True,
+            color_jitter: Optional[float] = 0.3,
+            interpolation: str = 'bicubic',
+    ) -> None:
+        super().__init__()
+        if crop not in CROPS:
+            raise ValueError(f'crop must be one of {CROPS}, got {crop!r}')
+        self.img_size = tuple(img_size)
+        resample = interpolation.upper() if interpolation in ('bicubic', 'bilinear', 'nearest') else 'BICUBIC'
+        if crop == 'rrc':
+            self.crop = K.RandomResizedCrop(self.img_size, resample=resample)  # 'slice': never samples outside
+        else:
+            self.crop = K.RandomCrop(self.img_size, padding=SRC_PADDING, padding_mode='reflect')
+        self.flip = K.RandomHorizontalFlip(p=hflip) if hflip > 0 else None
+        # 3-Augment: each op at p=1 on the images that drew it
+        self.three = nn.ModuleList([
+            K.RandomGrayscale(p=1.0),
+            K.RandomSolarize(thresholds=0.0, additions=0.0, p=1.0),  # x >= 0.5 -> 1 - x: PIL's solarize at 128
+            K.RandomGaussianBlur(kernel_size=2 * int(3 * BLUR_SIGMA[1] + 0.5) + 1, sigma=BLUR_SIGMA, p=1.0),
+        ]) if three_augment else None
+        self.jitter = K.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, p=1.0) \
+            if color_jitter else None
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255)  # (B, C, H, W) in [0, 1]
+        x = self.crop(x)  # (B, C, *img_size)
+        if self.flip is not None:
+            x = self.flip(x)
+        if self.three is not None:
+            choice = torch.randint(len(self.three), (len(x),))  # (B,) which op each image gets
+            x = x.clone()
+            for i, op in enumerate(self.three):
+                chosen = (choice == i).nonzero().flatten().to(x.device)
+                if len(chosen):
+                    x[chosen] = op(x[chosen])
+        if self.jitter is not None:
+            x = self.jitter(x)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)  # (B, C, *img_size)
