@@ -1,7 +1,7 @@
 """A data set of small images decoded once into one uint8 tensor (N, C, H, W), for augmentation of whole batches.
 
 CIFAR (torchvision's pickles), Fashion-MNIST (idx files) and the synthetic set are uint8 arrays in memory already:
-they are taken as they are. Image folders are decoded once with PIL (the same `load_rgb` the PIL path uses) and the
+they are taken as they are. Image folders are decoded once with PIL (the same `read_rgb` the PIL path uses) and the
 tensor is cached on disk, so later runs skip the decoding:
 
     $EDITVIT_CACHE/.editvit-tensors-<id>.pt    if EDITVIT_CACHE is set
@@ -31,7 +31,8 @@ from torchvision import datasets as tv_datasets
 from ..errors import DataError
 from ..weights import atomic_write
 from .fashion_mnist import FashionMNIST
-from .folder import ImageFolderDataset, Sample, load_rgb
+from .decode import read_rgb
+from .folder import ImageFolderDataset, Sample
 from .synthetic import SyntheticDataset
 
 SMALL_SIZE = 64  # images up to this many pixels high and wide are "small": decoded whole, augmented in batches
@@ -104,7 +105,7 @@ def decode_folder(dataset: ImageFolderDataset, small_size: int = SMALL_SIZE) -> 
         save_cache(path, key, decoded)
     if not dataset.skip_bad_images and not bool(decoded.good.all()):
         first = int((~decoded.good).nonzero()[0])
-        load_rgb(dataset.samples[first][0])  # raises the DataError that names the file and the cause
+        read_rgb(dataset.samples[first][0])  # raises the DataError that names the file and the cause
         raise DataError(f'cannot decode image {dataset.samples[first][0]!r}')
     return decoded
 
@@ -115,7 +116,7 @@ def _decode_files(samples: Sequence[Sample], size: Tuple[int, int]) -> Optional[
     good = torch.ones(len(samples), dtype=torch.bool)
     for i, (path, _) in enumerate(samples):
         try:
-            pixels = np.array(load_rgb(path))  # (H, W, 3)
+            pixels = np.array(read_rgb(path))  # (H, W, 3)
         except DataError:
             good[i] = False
             continue

@@ -55,6 +55,9 @@ class TrainConfig:
     crop: Literal['rrc', 'src'] = field_help("'rrc' random resized crop or 'src' DeiT3's simple random crop",
                                         default='rrc')
     hflip: float = field_help('horizontal flip probability', default=0.5)
+    data_path: Literal['auto', 'tensor', 'pil'] = field_help(
+        "'tensor': images decoded once into memory and augmented a batch at a time; 'pil': per image in loader "
+        "workers; 'auto': 'tensor' for images up to 64 px", default='auto')
     three_augment: bool = field_help('DeiT3 3-Augment: grey scale, solarisation or Gaussian blur', default=True)
     color_jitter: Optional[float] = field_help('colour jitter strength (0: off)', default=0.3)
     mixup: float = field_help('Mixup alpha (0: off)', default=0.8)

@@ -8,7 +8,7 @@ import torch.nn as nn
 from timm.utils import ModelEmaV3
 
 from ..data import ShardSampler, create_dataset, create_eval_transform, create_loader, create_train_sampler
-from ..data import create_train_transform
+from ..data import create_train_batches, create_train_transform
 from ..errors import ConfigError
 from ..models.factory import create_model
 from . import distributed as D
@@ -63,8 +63,15 @@ class ClassificationTask(Task):
         self.val_loader = create_loader(self.val_set, eval_tf, ShardSampler(len(self.val_set), env.rank,
                                                                             env.world_size),
                                         cfg.batch_size, cfg.num_workers, pin_memory=pin, seed=cfg.seed)
-        return sampler, create_loader(self.train_set, train_tf, sampler, cfg.batch_size, cfg.num_workers,
-                                      drop_last=True, pin_memory=pin, seed=cfg.seed + env.rank)
+        # small images (CIFAR, Fashion-MNIST, small image folders): decoded once, augmented a batch at a time
+        loader = create_train_batches(
+            self.train_set, sampler, cfg.batch_size, size, data_cfg['mean'], data_cfg['std'], crop=cfg.crop,
+            hflip=cfg.hflip, three_augment=cfg.three_augment, color_jitter=cfg.color_jitter,
+            interpolation=data_cfg['interpolation'], device=env.device, data_path=cfg.data_path)
+        if loader is None:  # large images: per-image PIL transforms in DataLoader workers
+            loader = create_loader(self.train_set, train_tf, sampler, cfg.batch_size, cfg.num_workers,
+                                   drop_last=True, pin_memory=pin, seed=cfg.seed + env.rank)
+        return sampler, loader
 
     def create_optimizer(self, model: nn.Module, global_batch: int, updates_per_epoch: int):
         optimizer = create_optimizer(model, self.cfg, scaled_lr(self.cfg, global_batch))
