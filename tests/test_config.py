@@ -140,3 +140,12 @@ def test_recipes_ship_inside_the_package_and_are_found_by_name():
     assert path == recipe_path('transfer.yaml') and path.parent == Path(editvit.__file__).parent / 'configs'
     with pytest.raises(ConfigError, match=r"no shipped recipe 'cifar11_cpu'; the recipes are: cifar10_cpu, "):
         recipe_path('cifar11_cpu')
+
+
+def test_layer_scale_init_zero_builds_the_model_without_layer_scale():
+    from editvit import create_model
+    kwargs = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
+    plain = create_model('edit_tiny_patch16_224', 10, kwargs, layer_scale_init=0)
+    scaled = create_model('edit_tiny_patch16_224', 10, kwargs, layer_scale_init=1e-4)
+    assert not any('ls1' in k or 'gamma' in k for k in plain.state_dict())
+    assert float(scaled.blocks[0].ls1.gamma[0]) == 1e-4

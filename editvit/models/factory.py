@@ -53,7 +53,7 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
         drop_path: Stochastic depth rate (timm's drop_path_rate).
         pretrained: timm's pretrained weights for the name (its tag, or timm's default tag), from the local cache
             or the hub; offline and not cached, a ConfigError at once (see `hub.pretrained_source`).
-        layer_scale_init: LayerScale initial value (timm's init_values).
+        layer_scale_init: LayerScale initial value (timm's init_values); 0 builds the model without LayerScale.
 
     Raises:
         ConfigError: unknown model name or kwarg, or kwargs the constructor rejects.
@@ -77,7 +77,7 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
     if drop_path is not None:
         kwargs['drop_path_rate'] = drop_path
     if layer_scale_init is not None:
-        kwargs['init_values'] = layer_scale_init
+        kwargs['init_values'] = layer_scale_init or None  # 0 turns LayerScale off (timm: init_values=None)
     if pretrained:
         local = pretrained_source(name)
         if local is not None:
