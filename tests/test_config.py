@@ -148,4 +148,4 @@ def test_layer_scale_init_zero_builds_the_model_without_layer_scale():
     plain = create_model('edit_tiny_patch16_224', 10, kwargs, layer_scale_init=0)
     scaled = create_model('edit_tiny_patch16_224', 10, kwargs, layer_scale_init=1e-4)
     assert not any('ls1' in k or 'gamma' in k for k in plain.state_dict())
-    assert float(scaled.blocks[0].ls1.gamma[0]) == 1e-4
+    assert float(scaled.blocks[0].ls1.gamma[0]) == pytest.approx(1e-4)

@@ -41,7 +41,7 @@ class EditVisionTransformer(TokenClassifier):
         num_heads: Encoder attention heads.
         mlp_ratio: MLP hidden width over D.
         qkv_bias: Bias on the encoder's qkv projection.
-        init_values: LayerScale initial value (DeiT3); None disables LayerScale.
+        init_values: LayerScale initial value (DeiT3); 0 or None disables LayerScale.
         drop_rate: Dropout before the head.
         pos_drop_rate: Dropout after the position embedding.
         proj_drop_rate: Dropout after attention and MLP projections.

@@ -77,7 +77,7 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
     if drop_path is not None:
         kwargs['drop_path_rate'] = drop_path
     if layer_scale_init is not None:
-        kwargs['init_values'] = layer_scale_init or None  # 0 turns LayerScale off (timm: init_values=None)
+        kwargs['init_values'] = layer_scale_init  # 0 turns LayerScale off (timm's blocks test it for truth)
     if pretrained:
         local = pretrained_source(name)
         if local is not None:

@@ -37,8 +37,8 @@ class TrainConfig:
                                        default=None)
     drop_path: Optional[float] = field_help('stochastic depth rate (Table 2: 0.05 pre-training, 0.1 transfer; '
                                        'default: the model\'s own)', default=None)
-    layer_scale_init: Optional[float] = field_help('LayerScale initial value passed as init_values, 0 for no LayerScale (DeiT3: 1e-6; '
-                                              'default: the model\'s own)', default=None)
+    layer_scale_init: Optional[float] = field_help('LayerScale initial value passed as init_values; 0: no LayerScale '
+                                                   '(DeiT3: 1e-6; default: the model\'s own)', default=None)
     grad_checkpointing: bool = field_help('recompute activations in the backward pass (less memory, ~30%% slower)',
                                      default=False)
     finetune: Optional[str] = field_help('start from these weights (EDIT or DeiT3, timm or editvit format): the head is '
