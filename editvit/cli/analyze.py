@@ -82,9 +82,14 @@ def run(args: argparse.Namespace) -> int:
         if 'mean_sink_ratio' in s:
             print(f'  sink ratio [CLS]/other: mean {s["mean_sink_ratio"]:.2f}, min {s["min_sink_ratio"]:.2f}, '
                   f'> 10 in {s["layers_with_sink_ratio_over_10"]}/{m["num_layers"]} layers')
-        print(f'  most-attended token / other: mean {s["mean_max_token_ratio"]:.2f}; sink rate '
-              f'{s["sink_rate"]:.2f}; entropy {s["mean_entropy"]:.2f} (uniform {m["uniform_entropy"]:.2f}); '
-              f'high-norm tokens {s["mean_high_norm_fraction"]:.3f}')
+        cls_rate = f'[CLS] > {m["cls_sink_epsilon"]:g}: {s["cls_sink_rate"]:.2f}, ' if 'cls_sink_rate' in s else ''
+        print(f'  most-attended token / other: mean {s["mean_max_token_ratio"]:.2f}; sink rate ({cls_rate}any token > '
+              f'{m["sink_uniform_multiple"]:g}/N: {s["token_sink_rate"]:.2f}); entropy {s["mean_entropy"]:.2f} '
+              f'(uniform {m["uniform_entropy"]:.2f})')
+        test = (f'norm > {m["high_norm_threshold"]:g}' if m['high_norm_threshold'] is not None
+                else f'norm > {m["high_norm_ratio"]:g}x median')
+        print(f'  token norms: largest / median up to {s["max_norm_ratio"]:.2f}; high-norm tokens ({test}) '
+              f'{s["mean_high_norm_fraction"]:.3f}, in {s["layers_with_high_norm_tokens"]}/{m["num_layers"]} layers')
         if 'cls_query_entropy_first' in s:
             print(f'  [CLS] query entropy over patches: layer 1 {s["cls_query_entropy_first"]:.2f} -> layer '
                   f'{m["num_layers"]} {s["cls_query_entropy_last"]:.2f}')
