@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from . import sink_measures as M
+from .massive_activations import MASSIVE_MAGNITUDE, MASSIVE_RATIO, MassiveActivations
 from .maps import AttentionMaps
 
 # Fig. 1b shows the top-left 16 x 16 block of each layer's attention matrix
@@ -16,7 +17,7 @@ BLOCK_SIZE = 16
 METRIC_NAMES = (
     'cls_attention', 'other_attention', 'sink_ratio', 'max_token_attention', 'max_token_ratio', 'cls_sink_rate',
     'token_sink_rate', 'entropy', 'max_norm_ratio', 'max_norm_ratio_peak', 'high_norm_fraction', 'cls_query_to_cls',
-    'cls_query_to_patches', 'cls_query_entropy',
+    'cls_query_to_patches', 'cls_query_entropy', 'top_activation_ratio', 'massive_activations',
 )
 # per-head sink tests: Gu et al.'s on [CLS], the any-token one scaled by the token count
 HEAD_TESTS = ('is_cls_sink', 'is_token_sink')
@@ -34,13 +35,18 @@ class AttentionStatistics:
         sink_uniform_multiple: The any-token sink rate's threshold, in multiples of the uniform share 1/N.
         high_norm_ratio: A high-norm outlier's norm over its image's median patch-token norm.
         high_norm_threshold: Darcet et al.'s absolute norm test in place of the ratio (None: the ratio).
+        massive_ratio: Sun et al.'s massive activation: over this ratio to the median magnitude of the hidden state...
+        massive_magnitude: ... and over this magnitude.
     """
 
     def __init__(self, cls_sink_epsilon: float = M.CLS_SINK_EPSILON,
                  sink_uniform_multiple: float = M.SINK_UNIFORM_MULTIPLE, high_norm_ratio: float = M.HIGH_NORM_RATIO,
-                 high_norm_threshold: Optional[float] = None) -> None:
+                 high_norm_threshold: Optional[float] = None, massive_ratio: float = MASSIVE_RATIO,
+                 massive_magnitude: float = MASSIVE_MAGNITUDE) -> None:
         self.thresholds = dict(cls_sink_epsilon=cls_sink_epsilon, sink_uniform_multiple=sink_uniform_multiple,
-                               high_norm_ratio=high_norm_ratio, high_norm_threshold=high_norm_threshold)
+                               high_norm_ratio=high_norm_ratio, high_norm_threshold=high_norm_threshold,
+                               massive_ratio=massive_ratio, massive_magnitude=massive_magnitude)
+        self.massive = MassiveActivations(massive_ratio, massive_magnitude)
         self.num_images = 0
         self.layout: Optional[Dict[str, Any]] = None
         self._sums: Dict[str, List[torch.Tensor]] = {}
@@ -79,6 +85,7 @@ class AttentionStatistics:
             ratio = M.max_norm_ratio(patches)  # (B,)
             self._add('max_norm_ratio', layer, ratio)  # ()
             self._max('max_norm_ratio', layer, ratio)  # ()
+            self.massive.update(layer, maps.tokens[layer])  # the residual stream, every token
             self._add('block', layer, A[..., :b, :b].mean(dim=1))  # (b, b) head-averaged
             if cls_query is not None:
                 cq = cls_query[layer].float()  # (B, Hq, 1+N_l_patches)
@@ -148,7 +155,9 @@ class AttentionStatistics:
             fractions of the layer's heads that pass `is_cls_sink` / `is_token_sink`; max_norm_ratio the mean over
             images of the largest patch-token norm over the median one (max_norm_ratio_peak: the largest over the
             images); high_norm_fraction the mean over images of the share of high-norm outlier patch tokens; the
-            cls_query_* numbers are means over the [CLS] query's heads (EDIT: decoder heads).
+            cls_query_* numbers are means over the [CLS] query's heads (EDIT: decoder heads);
+            top_activation_ratio, massive_activations and massive_top describe the layer's residual stream
+            (`massive_activations`).
           - model `summary`: means (and min / max where named so) of the layer values over the layers; the sink
             rates are fractions of sink heads over all layers and heads; max_norm_ratio the largest over layers and
             images.
@@ -185,6 +194,7 @@ class AttentionStatistics:
                          attention_shared=self.layout['shared'][i])
             layer.update({k: _number(v[i]) for k, v in per_layer.items()})
             layer['max_token'] = self._token_name(i, max_token[i])
+            layer.update(self.massive.layer_summary(i, lambda index: self._token_name(i, index)))
             layer['heads'] = [dict(head=h, **{k: _number(v[i, h]) for k, v in per_head.items()})
                               for h in range(self.layout['num_heads'])]
             if self.has_cls_query:
@@ -196,7 +206,9 @@ class AttentionStatistics:
             # what mean_entropy would be for uniform attention: log N, or the mean of log N_l when pooling
             uniform_entropy=sum(M.uniform_entropy(n) for n in layer_tokens) / len(layer_tokens),
             not_applicable=self.applicability(),
-            summary=self._model_summary(per_layer, sinks),
+            summary=dict(self._model_summary(per_layer, sinks),
+                         max_top_activation_ratio=max(layer['top_activation_ratio'] for layer in layers),
+                         layers_with_massive_activations=sum(layer['massive_activations'] > 0 for layer in layers)),
             layers=layers,
         )
 

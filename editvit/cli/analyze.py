@@ -90,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
                 else f'norm > {m["high_norm_ratio"]:g}x median')
         print(f'  token norms: largest / median up to {s["max_norm_ratio"]:.2f}; high-norm tokens ({test}) '
               f'{s["mean_high_norm_fraction"]:.3f}, in {s["layers_with_high_norm_tokens"]}/{m["num_layers"]} layers')
+        peak = max(m['layers'], key=lambda layer: layer['top_activation_ratio'])
+        top = peak['massive_top'][0]
+        print(f'  massive activations (> {m["massive_magnitude"]:g} and > {m["massive_ratio"]:g}x median): in '
+              f'{s["layers_with_massive_activations"]}/{m["num_layers"]} layers; largest / median up to '
+              f'{s["max_top_activation_ratio"]:.0f} (layer {peak["layer"]}: dim {top["dim"]} of {top["token"]})')
         if 'cls_query_entropy_first' in s:
             print(f'  [CLS] query entropy over patches: layer 1 {s["cls_query_entropy_first"]:.2f} -> layer '
                   f'{m["num_layers"]} {s["cls_query_entropy_last"]:.2f}')
