@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--pretrained2', action='store_true', help="timm's pretrained weights for --compare")
     p.add_argument('--maps', choices=('attention', 'rollout'), default='attention',
                    help="Fig. 5 maps: the [CLS] query's attention per layer (default) or attention rollout")
+    p.add_argument('--remove-cls', choices=('mask', 'drop'),
+                   help='analyse --model without its [CLS]: mask = no query may attend to it, drop = not in the '
+                        'sequence; where does the attention go? (--compare the same model to see it with [CLS])')
     p.add_argument('--batch-size', type=int, default=16, help='images per forward pass (default: 16)')
     p.add_argument('--no-plots', action='store_true', help='write the metrics only')
     p.add_argument('--output', required=True, metavar='DIR', help='folder for the results')
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         analyses = run_analysis(specs[0], args.output, images=args.images,
                                 compare=specs[1] if len(specs) > 1 else None, map_method=args.maps,
-                                batch_size=args.batch_size, plots=not args.no_plots)
+                                batch_size=args.batch_size, plots=not args.no_plots, remove_cls=args.remove_cls)
     except (ImageDecodeError, UnsupportedModelError) as e:
         raise UsageError(str(e)) from e
     for analysis in analyses:
@@ -79,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
               f'prefix token(s); {m["num_layers"]} layers x {m["num_heads"]} heads; {m["num_images"]} images')
         for note in m['notes']:
             print(f'  note: {note}')
+        if m.get('remove_cls'):
+            how = 'masked as a key in every layer' if m['remove_cls'] == 'mask' else 'dropped from the sequence'
+            print(f'  intervention: [CLS] {how} (--remove-cls {m["remove_cls"]}); the weights are unchanged')
         if 'mean_sink_ratio' in s:
             print(f'  sink ratio [CLS]/other: mean {s["mean_sink_ratio"]:.2f}, min {s["min_sink_ratio"]:.2f}, '
                   f'> 10 in {s["layers_with_sink_ratio_over_10"]}/{m["num_layers"]} layers')
