@@ -32,6 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--remove-cls', choices=('mask', 'drop'),
                    help='analyse --model without its [CLS]: mask = no query may attend to it, drop = not in the '
                         'sequence; where does the attention go? (--compare the same model to see it with [CLS])')
+    p.add_argument('--test-time-registers', type=int, default=0, metavar='R',
+                   help="find --model's register neurons (Jiang et al. 2025), add R test-time registers and measure "
+                        "again: the numbers before and after (a timm ViT)")
+    p.add_argument('--register-neurons', type=int, default=10, metavar='K',
+                   help='how many register neurons the test-time registers take over (default: 10)')
+    p.add_argument('--high-norm-ratio', type=float, default=4.0, metavar='X',
+                   help="a high-norm outlier token's norm exceeds X times its image's median (default: 4)")
+    p.add_argument('--high-norm-threshold', type=float, metavar='NORM',
+                   help='Darcet et al.\'s test instead: a norm above NORM (they used 150 on DINOv2-L\'s output)')
     p.add_argument('--batch-size', type=int, default=16, help='images per forward pass (default: 16)')
     p.add_argument('--no-plots', action='store_true', help='write the metrics only')
     p.add_argument('--output', required=True, metavar='DIR', help='folder for the results')
@@ -65,13 +74,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError(f'--batch-size must be at least 1, got {args.batch_size}')
+    if args.test_time_registers < 0 or args.register_neurons < 1:
+        raise UsageError('--test-time-registers must be 0 or more and --register-neurons at least 1')
     specs = _specs(args)
     threads = set_threads(args.threads)
     start = time.perf_counter()
     try:
         analyses = run_analysis(specs[0], args.output, images=args.images,
                                 compare=specs[1] if len(specs) > 1 else None, map_method=args.maps,
-                                batch_size=args.batch_size, plots=not args.no_plots, remove_cls=args.remove_cls)
+                                batch_size=args.batch_size, plots=not args.no_plots, remove_cls=args.remove_cls,
+                                test_time_registers=args.test_time_registers, register_neurons=args.register_neurons,
+                                high_norm_ratio=args.high_norm_ratio, high_norm_threshold=args.high_norm_threshold)
     except (ImageDecodeError, UnsupportedModelError) as e:
         raise UsageError(str(e)) from e
     for analysis in analyses:
@@ -104,7 +117,26 @@ def run(args: argparse.Namespace) -> int:
         if 'cls_query_entropy_first' in s:
             print(f'  [CLS] query entropy over patches: layer 1 {s["cls_query_entropy_first"]:.2f} -> layer '
                   f'{m["num_layers"]} {s["cls_query_entropy_last"]:.2f}')
+        if 'test_time_registers' in m:
+            _print_test_time_registers(m)
         for name, reason in m['not_applicable'].items():
             print(f'  not applicable: {name} ({reason})')
     print(f'wrote {args.output} in {time.perf_counter() - start:.1f}s ({threads} thread(s))')
     return 0
+
+
+def _print_test_time_registers(m: dict) -> None:
+    """Two lines: the register neurons found, and the main numbers without -> with the test-time registers."""
+    t = m['test_time_registers']
+    if t['neurons']:
+        layers = sorted({n['layer'] for n in t['neurons']})
+        found = (f'{len(t["neurons"])} register neurons in layer(s) {", ".join(map(str, layers))}, from outlier tokens '
+                 f'in {t["images_with_outliers"]}/{t["num_images"]} images at layer {t["outlier_layer"]}')
+    else:
+        found = f'no outlier token at layer {t["outlier_layer"]}, so no register neurons: the extra token(s) alone'
+    print(f'  test-time registers ({t["num_registers"]}): {found}')
+    s, a = m['summary'], t['after']['summary']
+    pairs = [('high-norm tokens', 'mean_high_norm_fraction', '.3f'), ('largest / median norm', 'max_norm_ratio', '.2f'),
+             ('most-attended / other', 'mean_max_token_ratio', '.2f'), ('[CLS] sink ratio', 'mean_sink_ratio', '.2f')]
+    print('    ' + '; '.join(f'{label} {s[key]:{fmt}} -> {a[key]:{fmt}}' for label, key, fmt in pairs
+                             if s.get(key) is not None and a.get(key) is not None))
