@@ -128,3 +128,22 @@ def test_register_neurons_of_edit_and_no_test_time_registers_for_it():
     with pytest.raises(ConfigError, match='test-time registers join the token sequence of a timm VisionTransformer'):
         with with_test_time_registers(model, found):
             pass
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--register-neurons', '3'], '--register-neurons K needs --test-time-registers R'),
+    (['--high-norm-ratio', '0.5'], '--high-norm-ratio must be above 1'),
+    (['--test-time-registers', '1', '--remove-cls', 'mask'], 'separate experiments'),
+])
+def test_bad_intervention_options_are_one_clear_line(tmp_path, capsys, args, message):
+    argv = ['analyze', '--model', 'deit3_small_patch16_224', '--model-kwargs', *TINY, '--no-plots',
+            '--output', str(tmp_path / 'x'), *args]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_darcet_absolute_threshold_from_the_command_line(tmp_path):
+    doc = _analyze(tmp_path, 'abs', '--high-norm-threshold', '0.001')  # every token's norm is above it
+    assert doc['high_norm_threshold'] == 0.001 and all(layer['high_norm_fraction'] == 1.0 for layer in doc['layers'])
+    assert _analyze(tmp_path, 'ratio')['high_norm_ratio'] == 4.0

@@ -35,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--test-time-registers', type=int, default=0, metavar='R',
                    help="find --model's register neurons (Jiang et al. 2025), add R test-time registers and measure "
                         "again: the numbers before and after (a timm ViT)")
-    p.add_argument('--register-neurons', type=int, default=10, metavar='K',
+    p.add_argument('--register-neurons', type=int, metavar='K',
                    help='how many register neurons the test-time registers take over (default: 10)')
-    p.add_argument('--high-norm-ratio', type=float, default=4.0, metavar='X',
+    p.add_argument('--high-norm-ratio', type=float, metavar='X',
                    help="a high-norm outlier token's norm exceeds X times its image's median (default: 4)")
     p.add_argument('--high-norm-threshold', type=float, metavar='NORM',
                    help='Darcet et al.\'s test instead: a norm above NORM (they used 150 on DINOv2-L\'s output)')
@@ -74,17 +74,25 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UsageError(f'--batch-size must be at least 1, got {args.batch_size}')
-    if args.test_time_registers < 0 or args.register_neurons < 1:
+    if args.test_time_registers < 0 or (args.register_neurons is not None and args.register_neurons < 1):
         raise UsageError('--test-time-registers must be 0 or more and --register-neurons at least 1')
+    if args.high_norm_ratio is not None and args.high_norm_ratio <= 1:
+        raise UsageError(f'--high-norm-ratio must be above 1 (a multiple of the median norm), got '
+                         f'{args.high_norm_ratio}')
+    if args.register_neurons is not None and not args.test_time_registers:
+        raise UsageError('--register-neurons K needs --test-time-registers R')
     specs = _specs(args)
     threads = set_threads(args.threads)
     start = time.perf_counter()
+    # the library's defaults where an option is not given
+    given = dict(register_neurons=args.register_neurons, high_norm_ratio=args.high_norm_ratio)
+    defaults = {k: v for k, v in given.items() if v is not None}
     try:
         analyses = run_analysis(specs[0], args.output, images=args.images,
                                 compare=specs[1] if len(specs) > 1 else None, map_method=args.maps,
                                 batch_size=args.batch_size, plots=not args.no_plots, remove_cls=args.remove_cls,
-                                test_time_registers=args.test_time_registers, register_neurons=args.register_neurons,
-                                high_norm_ratio=args.high_norm_ratio, high_norm_threshold=args.high_norm_threshold)
+                                test_time_registers=args.test_time_registers,
+                                high_norm_threshold=args.high_norm_threshold, **defaults)
     except (ImageDecodeError, UnsupportedModelError) as e:
         raise UsageError(str(e)) from e
     for analysis in analyses:
