@@ -124,8 +124,9 @@ def find_register_neurons(
         outlier_layer: The layer whose output tokens define the outliers (negative: from the end).
         high_norm_ratio, high_norm_threshold: The outlier test (`sink_measures.high_norm_tokens`).
     """
-    score_sum: Optional[torch.Tensor] = None  # (L, H) summed over images with outliers
-    outlier_mean, patch_mean = None, None  # (L, H) summed over images with outliers
+    # per (layer, neuron), summed over the images with outliers: mean |a| on the outliers, mean |a| on all patches
+    score_sum: Optional[torch.Tensor] = None  # (L, H)
+    patch_sum: Optional[torch.Tensor] = None  # (L, H)
     num_images = with_outliers = 0
     outlier_count, layer = 0.0, None
     for x in batches:
@@ -136,23 +137,23 @@ def find_register_neurons(
         if any(a.shape[1] != acts[0].shape[1] for a in acts):
             raise ConfigError('register neurons need the same tokens in every layer (no token pooling)')
         flags = M.high_norm_tokens(maps.tokens[layer][:, P:], high_norm_ratio, high_norm_threshold)  # (B, N - P)
-        a = torch.stack(acts, dim=1)[:, :, P:].abs().double()  # (B, L, N - P, H) patch tokens
         num_images += x.shape[0]
         outlier_count += float(flags.sum())
         for b in range(x.shape[0]):
             if not flags[b].any():
                 continue
             with_outliers += 1
-            on_outliers = a[b][:, flags[b]].mean(dim=1)  # (L, H)
-            on_patches = a[b].mean(dim=1)  # (L, H)
+            a = torch.stack([act[b, P:] for act in acts]).abs().double()  # (L, N - P, H) on the patch tokens
+            on_outliers = a[:, flags[b]].mean(dim=1)  # (L, H)
+            on_patches = a.mean(dim=1)  # (L, H)
             score_sum = on_outliers if score_sum is None else score_sum + on_outliers
-            patch_mean = on_patches if patch_mean is None else patch_mean + on_patches
+            patch_sum = on_patches if patch_sum is None else patch_sum + on_patches
     if layer is None:
         raise ValueError('no images to find register neurons on')
     neurons: List[RegisterNeuron] = []
     if score_sum is not None:
         scores = score_sum[:layer + 1] / with_outliers  # (l + 1, H) layers up to the detection layer
-        concentration = score_sum[:layer + 1] / patch_mean[:layer + 1].clamp_min(1e-12)  # (l + 1, H)
+        concentration = score_sum[:layer + 1] / patch_sum[:layer + 1].clamp_min(1e-12)  # (l + 1, H)
         H = scores.shape[1]
         values, index = scores.flatten().topk(min(top_k, scores.numel()))
         neurons = [RegisterNeuron(int(i) // H, int(i) % H, float(v), float(concentration.flatten()[i]))
@@ -221,19 +222,23 @@ AFTER_LAYER_KEYS = ('layer', 'num_tokens', 'sink_ratio', 'max_token_ratio', 'max
 
 def measure_test_time_registers(model: nn.Module, images: Sequence[NamedImage], num_registers: int = 1,
                                 top_k: int = NUM_REGISTER_NEURONS, batch_size: int = 16,
+                                high_norm_ratio: float = M.HIGH_NORM_RATIO, high_norm_threshold: Optional[float] = None,
                                 **analysis_kwargs) -> Dict[str, Any]:
     """Find model's register neurons on images, add `num_registers` test-time registers and measure again.
 
     Returns the register neurons (`RegisterNeurons.as_dict`, layers numbered from 1), `num_registers` and `after`:
     the summary and the main per-layer numbers (AFTER_LAYER_KEYS) of `analyze_model` with the registers, to set
     beside the metrics of the model without them. With no outlier token there are no register neurons, and `after`
-    shows the effect of the extra zero token(s) alone.
+    shows the effect of the extra zero token(s) alone. high_norm_ratio / high_norm_threshold: the outlier test, for
+    both the search and the measures; analysis_kwargs go to `analyze_model`.
     """
     check_test_time_registers(model)
     batches = (images_to_batch(images[i:i + batch_size], model) for i in range(0, len(images), batch_size))
-    found = find_register_neurons(model, batches, top_k=top_k)
+    found = find_register_neurons(model, batches, top_k=top_k, high_norm_ratio=high_norm_ratio,
+                                  high_norm_threshold=high_norm_threshold)
     with with_test_time_registers(model, found, num_registers):
-        after = analyze_model(model, images, batch_size=batch_size, **analysis_kwargs).metrics
+        after = analyze_model(model, images, batch_size=batch_size, high_norm_ratio=high_norm_ratio,
+                              high_norm_threshold=high_norm_threshold, **analysis_kwargs).metrics
     return dict(num_registers=num_registers, **found.as_dict(), after=dict(
         num_prefix_tokens=after['num_prefix_tokens'], summary=after['summary'],
         layers=[{k: layer[k] for k in AFTER_LAYER_KEYS if k in layer} for layer in after['layers']]))
