@@ -87,7 +87,7 @@ def remeasure(args: argparse.Namespace, budget: Budget) -> int:
             write_rows(args.results, rows)  # after each run: an interruption keeps what was measured
             sink = rows[i]['sink'] or {}
             print(f'{row["model"]} {dataset} seed {row["seed"]}: max-token ratio '
-                  f'{sink.get("mean_max_token_ratio")} | sink rate {sink.get("sink_rate")}', flush=True)
+                  f'{sink.get("mean_max_token_ratio")} | sink rate (> 10/N) {sink.get("token_sink_rate")}', flush=True)
     return 0
 
 

@@ -134,7 +134,7 @@ def test_uniform_attention_gives_the_analytic_values():
         assert layer['max_token_attention'] == pytest.approx(1 / N)
         assert layer['max_token_ratio'] == pytest.approx(1.0)
         assert layer['entropy'] == pytest.approx(math.log(N))
-        assert layer['sink_rate'] == 0.0
+        assert layer['cls_sink_rate'] == layer['token_sink_rate'] == 0.0
         for head in layer['heads']:
             assert head['sink_ratio'] == pytest.approx(1.0) and head['entropy'] == pytest.approx(math.log(N))
         # the [CLS] row is uniform too: 1/N on itself, log 16 over the 16 patches
@@ -150,7 +150,7 @@ def test_uniform_edit_decoder_and_encoder():
     with torch.no_grad():
         model.decoder.k.weight.zero_()  # the decoder's keys no longer depend on the token: uniform over 1+N
     out = attention_summary(model, torch.randn(2, 3, 32, 32))
-    assert set(out['not_applicable']) == {'cls_attention', 'other_attention', 'sink_ratio'}
+    assert set(out['not_applicable']) == {'cls_attention', 'other_attention', 'sink_ratio', 'cls_sink_rate'}
     for layer in out['layers']:
         assert 'sink_ratio' not in layer
         assert layer['max_token_attention'] == pytest.approx(1 / 16)
@@ -183,17 +183,18 @@ def test_planted_cls_sink_takes_its_known_share():
     assert sink_head['other_attention'] == pytest.approx(other)
     assert sink_head['sink_ratio'] == pytest.approx(share / other)  # 24
     assert sink_head['entropy'] == pytest.approx(-share * math.log(share) - (1 - share) * math.log(other))
-    assert sink_head['is_sink'] and not uniform_head['is_sink']
+    assert sink_head['is_cls_sink'] and not uniform_head['is_cls_sink']
+    assert sink_head['is_token_sink'] and not uniform_head['is_token_sink']  # 0.6 > 10 / 17
     assert uniform_head['sink_ratio'] == pytest.approx(1.0)
     # layer level: the ratio of the head-averaged attentions, and half of the heads are sinks
     cls, rest = (share + 1 / N) / 2, (other + 1 / N) / 2
     assert layer['sink_ratio'] == pytest.approx(cls / rest)
-    assert layer['sink_rate'] == 0.5
+    assert layer['cls_sink_rate'] == layer['token_sink_rate'] == 0.5
     assert layer['max_token'] == 'cls'
 
 
 def test_planted_patch_sink_is_found_without_cls():
-    share = 0.45
+    share = 0.7
     stats = AttentionStatistics()
     stats.update(planted_maps(share, sink=6, num_prefix=0, has_cls=False))  # patch 6 = row 1, column 2
     out = stats.summary()
@@ -203,7 +204,7 @@ def test_planted_patch_sink_is_found_without_cls():
     assert layer['heads'][0]['max_token_ratio'] == pytest.approx(share / ((1 - share) / 15))
     assert layer['max_token_attention'] == pytest.approx((share + 1 / 16) / 2)
     assert layer['max_token'] == 'patch(1,2)'
-    assert layer['sink_rate'] == 0.5
+    assert layer['token_sink_rate'] == 0.5 and 'cls_sink_rate' not in layer  # 0.7 > 10 / 16
 
 
 def test_register_tokens_count_as_other_tokens_and_prefix_queries_are_left_out():
@@ -268,4 +269,5 @@ def test_sink_planted_in_a_real_vit_is_measured_exactly():
     assert layer['cls_attention'] == pytest.approx(r / (r + 16), rel=1e-4)
     assert layer['other_attention'] == pytest.approx(1 / (r + 16), rel=1e-4)
     assert layer['sink_ratio'] == pytest.approx(r, rel=1e-4)
-    assert layer['max_token'] == 'cls' and layer['sink_rate'] == 1.0
+    assert layer['max_token'] == 'cls' and layer['cls_sink_rate'] == 1.0  # 20 / 36 > 0.3
+    assert layer['token_sink_rate'] == 0.0  # 20 / 36 < 10 / 17: under ten times the uniform share

@@ -89,9 +89,9 @@ def test_metrics_json_and_csv(two_analyses, tmp_path):
     doc = json.loads((tmp_path / 'metrics.json').read_text())
     assert doc['model'] == 'edit_tiny' and len(doc['layers']) == 2 and doc['num_images'] == 2
     assert doc['compare']['model'] == 'deit3_tiny' and len(doc['compare']['layers']) == 3
-    assert set(doc['not_applicable']) == {'cls_attention', 'other_attention', 'sink_ratio'}
+    assert set(doc['not_applicable']) == {'cls_attention', 'other_attention', 'sink_ratio', 'cls_sink_rate'}
     for key in ('cls_attention', 'other_attention', 'sink_ratio', 'max_token_attention', 'entropy',
-                'high_norm_fraction'):
+                'cls_sink_rate', 'token_sink_rate', 'max_norm_ratio', 'high_norm_fraction'):
         assert key in doc['compare']['layers'][0]
     assert 'cls_query_entropy_slope' in doc['summary']
     with open(tmp_path / 'metrics.csv') as f:

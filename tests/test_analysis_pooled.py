@@ -78,7 +78,7 @@ def test_uniform_psvit_attention_gives_the_analytic_values_per_layer():
         assert layer['num_tokens'] == N and layer['uniform_entropy'] == pytest.approx(math.log(N))
         assert layer['entropy'] == pytest.approx(math.log(N))
         assert layer['cls_attention'] == pytest.approx(1 / N) and layer['sink_ratio'] == pytest.approx(1.0)
-        assert layer['max_token_ratio'] == pytest.approx(1.0) and layer['sink_rate'] == 0.0
+        assert layer['max_token_ratio'] == pytest.approx(1.0) and layer['token_sink_rate'] == 0.0
         assert layer['cls_query_entropy'] == pytest.approx(math.log(N - 1))
     assert [layer['attention_shared'] for layer in out['layers']] == [False, True] * 3
     assert out['summary']['mean_entropy'] == pytest.approx(out['uniform_entropy'])

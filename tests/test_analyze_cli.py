@@ -80,6 +80,12 @@ def test_real_dinov2_has_a_cls_sink_in_every_layer_and_cli_equals_api(tmp_path, 
     assert cli['input_size'] == [224, 224] and cli['num_patches'] == 256 and cli['notes'] == []
     ratios = [layer['sink_ratio'] for layer in cli['layers']]
     assert len(ratios) == 12 and min(ratios) > 5
+    # no high-norm outlier tokens: every patch norm within 2x of its image's median, nothing flagged
+    assert all(layer['high_norm_fraction'] == 0.0 for layer in cli['layers'])
+    assert all(1 < layer['max_norm_ratio_peak'] < 2.5 for layer in cli['layers'])
+    assert cli['summary']['layers_with_massive_activations'] == 0
+    # most heads give some token (mostly [CLS]) over 10x its uniform share; few give [CLS] over 0.3
+    assert cli['summary']['token_sink_rate'] > 0.5 and cli['summary']['cls_sink_rate'] < 0.1
     api, = run_analysis(ModelSpec('vit_small_patch14_dinov2', path, dict(img_size=224, num_classes=0)),
                         tmp_path / 'api', plots=False)
     assert [layer['sink_ratio'] for layer in api.metrics['layers']] == pytest.approx(ratios, rel=1e-5)
@@ -92,3 +98,6 @@ def test_random_dinov2_has_no_sink(tmp_path):
                              tmp_path / 'random', plots=False)
     ratios = [layer['sink_ratio'] for layer in analysis.metrics['layers']]
     assert all(0.5 < r < 2 for r in ratios), ratios
+    assert all(layer['high_norm_fraction'] == 0.0 for layer in analysis.metrics['layers'])
+    s = analysis.metrics['summary']
+    assert s['cls_sink_rate'] == s['token_sink_rate'] == 0.0 and s['layers_with_massive_activations'] == 0

@@ -6,9 +6,12 @@
 or, step by step: `editvit.create_model`, `load_images`, `analyze_model` (metrics, blocks, maps), `write_metrics`, `plot_*`.
 """
 from .analyze import ModelAnalysis, analyze_model
+from .cls_removal import cls_removed
 from .extract import UnsupportedModelError, extract_attention, talking_heads_attention
 from .maps import AttentionMaps
 from .images import ImageDecodeError, load_images, sample_images
+from .massive_activations import MassiveActivations
+from .register_neurons import find_register_neurons, measure_test_time_registers, with_test_time_registers
 from .report import write_metrics
 from .rollout import cls_rollout, self_attention_rollout
 from .run import run_analysis
@@ -16,9 +19,11 @@ from .sequential import sequential_attention_maps
 from .statistics import AttentionStatistics
 
 __all__ = [
-    'AttentionMaps', 'AttentionStatistics', 'ImageDecodeError', 'ModelAnalysis', 'UnsupportedModelError',
-    'analyze_model', 'cls_rollout', 'extract_attention', 'load_images', 'plot_blocks', 'plot_sequential_maps', 'plot_sink', 'run_analysis',
-    'sample_images', 'self_attention_rollout', 'sequential_attention_maps', 'talking_heads_attention', 'write_metrics',
+    'AttentionMaps', 'AttentionStatistics', 'ImageDecodeError', 'MassiveActivations', 'ModelAnalysis',
+    'UnsupportedModelError', 'analyze_model', 'cls_removed', 'cls_rollout', 'extract_attention',
+    'find_register_neurons', 'load_images', 'measure_test_time_registers', 'plot_blocks', 'plot_sequential_maps',
+    'plot_sink', 'run_analysis', 'sample_images', 'self_attention_rollout', 'sequential_attention_maps',
+    'talking_heads_attention', 'with_test_time_registers', 'write_metrics',
 ]
 
 _PLOTS = ('plot_blocks', 'plot_sequential_maps', 'plot_sink')

@@ -13,6 +13,7 @@ from ..weights import load_model_weights
 from .extract import attention_blocks, extract_attention
 from .images import NamedImage, denormalise, images_to_batch
 from .sequential import sequential_attention_maps
+from .sink_measures import HIGH_NORM_RATIO
 from .statistics import AttentionStatistics
 
 
@@ -45,6 +46,8 @@ def analyze_model(
         map_method: str = 'attention',
         batch_size: int = 16,
         max_attention_bytes: int = 2 ** 30,
+        high_norm_ratio: float = HIGH_NORM_RATIO,
+        high_norm_threshold: Optional[float] = None,
 ) -> ModelAnalysis:
     """Measure the attention sink of model on images and build its sequential attention maps.
 
@@ -57,6 +60,7 @@ def analyze_model(
         map_method: 'attention' or 'rollout' (see `sequential_attention_maps`).
         batch_size: Images per forward pass, lowered so that a batch's attention maps (B, L, H, N, N) take at
             most max_attention_bytes (large inputs: 1370 tokens at 518 px need 540 MB per image for ViT-S).
+        high_norm_ratio, high_norm_threshold: The high-norm outlier test (`sink_measures.high_norm_tokens`).
     """
     if not images:
         raise ValueError('no images to analyse')
@@ -65,7 +69,7 @@ def analyze_model(
     num_tokens = model.patch_embed.num_patches + getattr(model, 'num_prefix_tokens', 0)
     per_image = 4 * len(blocks) * blocks[0].attn.num_heads * num_tokens ** 2  # float32 maps
     batch_size = max(1, min(batch_size, max_attention_bytes // per_image))
-    stats = AttentionStatistics()
+    stats = AttentionStatistics(high_norm_ratio=high_norm_ratio, high_norm_threshold=high_norm_threshold)
     all_maps, crops, label = [], [], ''
     for start in range(0, len(images), batch_size):
         x = images_to_batch(images[start:start + batch_size], model)  # (B, C, H, W)

@@ -24,7 +24,10 @@ from ..errors import ConfigError
 Removal = Literal['mask', 'drop']
 
 
-def _check(model: nn.Module) -> None:
+def check_removable(model: nn.Module, mode: str) -> None:
+    """ConfigError unless `cls_removed(model, mode)` can run: a known mode, [CLS] in the sequence, timm blocks."""
+    if mode not in ('mask', 'drop'):
+        raise ConfigError(f"unknown [CLS] removal {mode!r}: use 'mask' or 'drop'")
     if getattr(model, 'cls_token', None) is None or not hasattr(model, '_pos_embed'):
         raise ConfigError(f'{type(model).__name__} has no [CLS] token in its self-attention to remove (a timm '
                           f'VisionTransformer with class_token=True has one)')
@@ -47,9 +50,7 @@ def cls_removed(model: nn.Module, mode: Removal) -> Iterator[nn.Module]:
     Raises:
         ConfigError: the model has no [CLS] in its self-attention, its blocks take no mask, or mode is unknown.
     """
-    if mode not in ('mask', 'drop'):
-        raise ConfigError(f"unknown [CLS] removal {mode!r}: use 'mask' or 'drop'")
-    _check(model)
+    check_removable(model, mode)
     if mode == 'mask':
         handles = [block.register_forward_pre_hook(_mask_cls_key, with_kwargs=True) for block in model.blocks]
         try:
@@ -65,8 +66,11 @@ def cls_removed(model: nn.Module, mode: Removal) -> Iterator[nn.Module]:
 
     model._pos_embed = embed_without_cls  # the instance attribute shadows the method
     model.num_prefix_tokens -= 1
+    had_class_token = getattr(model, 'has_class_token', True)
+    model.has_class_token = False  # token 0 is now a register or a patch
     try:
         yield model
     finally:
         del model._pos_embed
         model.num_prefix_tokens += 1
+        model.has_class_token = had_class_token

@@ -155,7 +155,7 @@ def _from_hooks(model: nn.Module, x: torch.Tensor) -> AttentionMaps:
             f'{type(model).__name__}: expected each of its {len(blocks)} blocks to run its attention once per '
             f'forward pass, saw {len(rec.attention)} attention maps and {len(rec.outputs)} block outputs')
     num_prefix = rec.attention[0].shape[-1] - grid[0] * grid[1]
-    has_cls = num_prefix > 0 and getattr(model, 'cls_token', None) is not None
+    has_cls = num_prefix > 0 and getattr(model, 'has_class_token', getattr(model, 'cls_token', None) is not None)
     return AttentionMaps(attention=rec.attention, tokens=rec.outputs, num_prefix_tokens=num_prefix,
                          has_cls=has_cls, grid_size=grid, pooling=[None] * len(blocks), shared=[False] * len(blocks),
                          token_grids=[grid] * len(blocks))

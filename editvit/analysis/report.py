@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-from .statistics import METRIC_NAMES
+from .statistics import HEAD_TESTS, METRIC_NAMES
 
 
 def metrics_document(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
@@ -41,7 +41,7 @@ def metrics_rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
         merged = result['cls_query'] == 'self-attention'
         cls_query_heads = {h['head']: h for h in layer.get('cls_query_heads', [])}
         for head in layer['heads']:
-            row = dict(base, head=head['head'], **{k: head[k] for k in (*METRIC_NAMES, 'is_sink') if k in head})
+            row = dict(base, head=head['head'], **{k: head[k] for k in (*METRIC_NAMES, *HEAD_TESTS) if k in head})
             if merged:
                 row.update({k: v for k, v in cls_query_heads[head['head']].items() if k != 'head'})
             rows.append(row)
@@ -57,7 +57,7 @@ def write_metrics(results: Sequence[Dict[str, Any]], output_dir: Path) -> List[P
     json_path, csv_path = output_dir / 'metrics.json', output_dir / 'metrics.csv'
     json_path.write_text(json.dumps(_finite(metrics_document(results)), indent=2) + '\n')
     rows = [row for result in results for row in metrics_rows(result)]
-    columns = ['model', 'layer', 'head', 'num_tokens', 'attention_shared', *METRIC_NAMES, 'max_token', 'is_sink']
+    columns = ['model', 'layer', 'head', 'num_tokens', 'attention_shared', *METRIC_NAMES, 'max_token', *HEAD_TESTS]
     columns = [c for c in columns if any(c in row for row in rows)]
     with open(csv_path, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval='')

@@ -1,15 +1,19 @@
 """`editvit analyze` as one library call: models, images, metrics files and pictures."""
 import re
+from contextlib import nullcontext
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from ..errors import ConfigError
 from .analyze import ModelAnalysis, analyze_model
+from .cls_removal import check_removable, cls_removed
 from .extract import attention_blocks
 from .image_labels import image_titles, predictions
 from .images import find_image_files, load_images
 from .model_spec import ModelSpec, build_model, describe
+from .register_neurons import NUM_REGISTER_NEURONS, check_test_time_registers, measure_test_time_registers
 from .report import write_metrics
+from .sink_measures import HIGH_NORM_RATIO
 
 PathLike = Union[str, Path]
 
@@ -46,6 +50,11 @@ def run_analysis(
         map_method: str = 'attention',
         batch_size: int = 16,
         plots: bool = True,
+        remove_cls: Optional[str] = None,
+        test_time_registers: int = 0,
+        register_neurons: int = NUM_REGISTER_NEURONS,
+        high_norm_ratio: float = HIGH_NORM_RATIO,
+        high_norm_threshold: Optional[float] = None,
 ) -> List[ModelAnalysis]:
     """Analyse model (and compare, if given) on the images and write to output_dir:
 
@@ -62,6 +71,13 @@ def run_analysis(
         map_method: 'attention' or 'rollout' for the Fig. 5 maps.
         batch_size: Images per forward pass.
         plots: Draw the PNGs (False: metrics only).
+        remove_cls: Analyse `model` without its [CLS] ('mask': no query attends to it; 'drop': not in the sequence;
+            see `cls_removal`); the compared model runs as it is, so `compare` may be the same model with [CLS].
+        test_time_registers: If > 0, find `register_neurons` register neurons of `model`, add this many test-time
+            registers and measure again (`register_neurons.measure_test_time_registers`): metrics.json's
+            `test_time_registers` holds the neurons and the numbers with the registers.
+        high_norm_ratio, high_norm_threshold: The high-norm outlier test: a norm over this ratio to the image's
+            median token norm, or (if given) over this absolute norm, Darcet et al.'s test.
     """
     output_dir = Path(output_dir)
     specs = [model if isinstance(model, ModelSpec) else ModelSpec(model, checkpoint)]
@@ -71,13 +87,32 @@ def run_analysis(
     built = [build_model(spec) for spec in specs]
     for m, _ in built:
         attention_blocks(m)
+    labels = _labels(specs)
+    contexts = [nullcontext() for _ in specs]
+    if test_time_registers:
+        if remove_cls is not None:
+            raise ConfigError('test-time registers and [CLS] removal are separate experiments: give one of them')
+        check_test_time_registers(built[0][0])
+    if remove_cls is not None:
+        check_removable(built[0][0], remove_cls)  # before the first long step
+        contexts[0] = cls_removed(built[0][0], remove_cls)
+        labels[0] = f'{labels[0]} without [CLS] ({remove_cls})'
     named_images = load_images(images)
-    analyses = [analyze_model(m, named_images, name=label, map_method=map_method, batch_size=batch_size)
-                for (m, _), label in zip(built, _labels(specs))]
-    for analysis, spec, (m, notes) in zip(analyses, specs, built):
+    analyses = []
+    for (m, notes), spec, label, context in zip(built, specs, labels, contexts):
+        with context:
+            analysis = analyze_model(m, named_images, name=label, map_method=map_method, batch_size=batch_size,
+                                     high_norm_ratio=high_norm_ratio, high_norm_threshold=high_norm_threshold)
+            analysis.metrics.update(describe(m))  # the token layout as analysed (--remove-cls drop: one fewer)
         analysis.metrics['checkpoint'] = str(spec.checkpoint) if spec.checkpoint is not None else None
         analysis.metrics.update(architecture=spec.name, weights=spec.source(), model_kwargs=dict(spec.model_kwargs),
-                                notes=notes, **describe(m))
+                                notes=notes)
+        analyses.append(analysis)
+    analyses[0].metrics['remove_cls'] = remove_cls
+    if test_time_registers:
+        analyses[0].metrics['test_time_registers'] = measure_test_time_registers(
+            built[0][0], named_images, test_time_registers, register_neurons, batch_size=batch_size,
+            map_method=map_method, high_norm_ratio=high_norm_ratio, high_norm_threshold=high_norm_threshold)
     write_metrics([a.metrics for a in analyses], output_dir)
     if plots:
         plot_sink, plot_blocks, plot_sequential_maps = _plot_functions()

@@ -8,17 +8,21 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from . import sink_measures as M
+from .massive_activations import MASSIVE_MAGNITUDE, MASSIVE_RATIO, MassiveActivations
 from .maps import AttentionMaps
 
 # Fig. 1b shows the top-left 16 x 16 block of each layer's attention matrix
 BLOCK_SIZE = 16
 
 METRIC_NAMES = (
-    'cls_attention', 'other_attention', 'sink_ratio', 'max_token_attention', 'max_token_ratio', 'sink_rate',
-    'entropy', 'high_norm_fraction', 'cls_query_to_cls', 'cls_query_to_patches', 'cls_query_entropy',
+    'cls_attention', 'other_attention', 'sink_ratio', 'max_token_attention', 'max_token_ratio', 'cls_sink_rate',
+    'token_sink_rate', 'entropy', 'max_norm_ratio', 'max_norm_ratio_peak', 'high_norm_fraction', 'cls_query_to_cls',
+    'cls_query_to_patches', 'cls_query_entropy', 'top_activation_ratio', 'massive_activations',
 )
+# per-head sink tests: Gu et al.'s on [CLS], the any-token one scaled by the token count
+HEAD_TESTS = ('is_cls_sink', 'is_token_sink')
 # metrics that need a [CLS] token among the self-attention keys
-NEEDS_CLS_KEY = ('cls_attention', 'other_attention', 'sink_ratio')
+NEEDS_CLS_KEY = ('cls_attention', 'other_attention', 'sink_ratio', 'cls_sink_rate')
 # metrics that need a [CLS] query: EDIT's decoder, or a ViT's [CLS] row
 NEEDS_CLS_QUERY = ('cls_query_to_cls', 'cls_query_to_patches', 'cls_query_entropy')
 
@@ -27,19 +31,36 @@ class AttentionStatistics:
     """Running sums of the attention-sink measures of one model over any number of images.
 
     Args:
-        sink_threshold: Gu et al.'s epsilon for the sink rate.
+        cls_sink_epsilon: Gu et al.'s epsilon for the [CLS] sink rate.
+        sink_uniform_multiple: The any-token sink rate's threshold, in multiples of the uniform share 1/N.
+        high_norm_ratio: A high-norm outlier's norm over its image's median patch-token norm.
+        high_norm_threshold: Darcet et al.'s absolute norm test in place of the ratio (None: the ratio).
+        massive_ratio: Sun et al.'s massive activation: over this ratio to the median magnitude of the hidden state...
+        massive_magnitude: ... and over this magnitude.
     """
 
-    def __init__(self, sink_threshold: float = M.SINK_THRESHOLD) -> None:
-        self.sink_threshold = sink_threshold
+    def __init__(self, cls_sink_epsilon: float = M.CLS_SINK_EPSILON,
+                 sink_uniform_multiple: float = M.SINK_UNIFORM_MULTIPLE, high_norm_ratio: float = M.HIGH_NORM_RATIO,
+                 high_norm_threshold: Optional[float] = None, massive_ratio: float = MASSIVE_RATIO,
+                 massive_magnitude: float = MASSIVE_MAGNITUDE) -> None:
+        self.thresholds = dict(cls_sink_epsilon=cls_sink_epsilon, sink_uniform_multiple=sink_uniform_multiple,
+                               high_norm_ratio=high_norm_ratio, high_norm_threshold=high_norm_threshold,
+                               massive_ratio=massive_ratio, massive_magnitude=massive_magnitude)
+        self.massive = MassiveActivations(massive_ratio, massive_magnitude)
         self.num_images = 0
         self.layout: Optional[Dict[str, Any]] = None
-        self._sums: Dict[str, torch.Tensor] = {}
+        self._sums: Dict[str, List[torch.Tensor]] = {}
+        self._peaks: Dict[str, List[torch.Tensor]] = {}
 
     def _add(self, name: str, layer: int, value: torch.Tensor) -> None:
         value = value.double().sum(dim=0)  # summed over the images of the batch
         sums = self._sums.setdefault(name, [None] * self.layout['num_layers'])
         sums[layer] = value if sums[layer] is None else sums[layer] + value
+
+    def _max(self, name: str, layer: int, value: torch.Tensor) -> None:
+        value = value.double().max(dim=0).values  # the largest over the images of the batch
+        peaks = self._peaks.setdefault(name, [None] * self.layout['num_layers'])
+        peaks[layer] = value if peaks[layer] is None else torch.maximum(peaks[layer], value)
 
     def update(self, maps: AttentionMaps) -> None:
         """Add a batch of images."""
@@ -58,7 +79,13 @@ class AttentionStatistics:
             A = maps.attention[layer].float()  # (B, H, N_l, N_l)
             self._add('received', layer, M.received_attention(A, P))  # (H, N_l)
             self._add('entropy', layer, M.attention_entropy(A[..., P:, :]).mean(dim=-1))  # (H,)
-            self._add('high_norm_fraction', layer, M.high_norm_fraction(maps.tokens[layer][:, P:]))  # ()
+            patches = maps.tokens[layer][:, P:]  # (B, N_l - P, D)
+            self._add('high_norm_fraction', layer, M.high_norm_fraction(
+                patches, self.thresholds['high_norm_ratio'], self.thresholds['high_norm_threshold']))  # ()
+            ratio = M.max_norm_ratio(patches)  # (B,)
+            self._add('max_norm_ratio', layer, ratio)  # ()
+            self._max('max_norm_ratio', layer, ratio)  # ()
+            self.massive.update(layer, maps.tokens[layer])  # the residual stream, every token
             self._add('block', layer, A[..., :b, :b].mean(dim=1))  # (b, b) head-averaged
             if cls_query is not None:
                 cq = cls_query[layer].float()  # (B, Hq, 1+N_l_patches)
@@ -121,25 +148,37 @@ class AttentionStatistics:
         What is averaged over what (definitions in `metrics`):
           - per head: every measure is taken on that head's attention averaged over the images and the patch
             queries (the mean attention each key receives); entropy is the mean over images and patch queries of
-            each row's entropy; `is_sink` is Gu et al.'s test on that head.
+            each row's entropy; `is_cls_sink` and `is_token_sink` are the two sink tests on that head.
           - per layer: cls_attention, other_attention, sink_ratio, max_token_attention, max_token_ratio and
             max_token from the head-averaged received attention (as Fig. 1 averages the heads), so sink_ratio is
-            a ratio of means; entropy is the mean of the heads' entropies; sink_rate the fraction of sink heads;
-            high_norm_fraction the mean over images of the share of outlier-norm patch tokens; the cls_query_*
-            numbers are means over the [CLS] query's heads (EDIT: decoder heads).
-          - model `summary`: means (and min / max where named so) of the layer values over the layers; sink_rate
-            is the fraction of sink heads over all layers and heads.
+            a ratio of means; entropy is the mean of the heads' entropies; cls_sink_rate and token_sink_rate the
+            fractions of the layer's heads that pass `is_cls_sink` / `is_token_sink`; max_norm_ratio the mean over
+            images of the largest patch-token norm over the median one (max_norm_ratio_peak: the largest over the
+            images); high_norm_fraction the mean over images of the share of high-norm outlier patch tokens; the
+            cls_query_* numbers are means over the [CLS] query's heads (EDIT: decoder heads);
+            top_activation_ratio, massive_activations and massive_top describe the layer's residual stream
+            (`massive_activations`).
+          - model `summary`: means (and min / max where named so) of the layer values over the layers; the sink
+            rates are fractions of sink heads over all layers and heads; max_norm_ratio the largest over layers and
+            images.
         """
         received = self.mean('received')  # per layer (H, N_l)
         entropy = self.mean('entropy')  # per layer (H,)
         high_norm = torch.stack(self.mean('high_norm_fraction'))  # (L,)
-        sinks = torch.stack([M.sink_heads(r, self.sink_threshold) for r in received]).double()  # (L, H)
+        t = self.thresholds
+        sinks = {'token_sink_rate': torch.stack([M.token_sink_heads(r, t['sink_uniform_multiple'])
+                                                 for r in received]).double()}  # (L, H)
+        if self.layout['has_cls']:
+            sinks['cls_sink_rate'] = torch.stack([M.cls_sink_heads(r, t['cls_sink_epsilon'])
+                                                  for r in received]).double()  # (L, H)
         # layer level: attention measures on the head-averaged received attention; entropy averaged over heads
         per_layer = _stack_layers([self._head_metrics(r.mean(dim=0), e.mean()) for r, e in zip(received, entropy)])
-        per_layer['sink_rate'] = sinks.mean(dim=1)
+        per_layer.update({name: s.mean(dim=1) for name, s in sinks.items()})
+        per_layer['max_norm_ratio'] = torch.stack(self.mean('max_norm_ratio'))  # (L,)
+        per_layer['max_norm_ratio_peak'] = torch.stack(self._peaks['max_norm_ratio'])  # (L,)
         per_layer['high_norm_fraction'] = high_norm
         per_head = _stack_layers([self._head_metrics(r, e) for r, e in zip(received, entropy)])  # (L, H) each
-        per_head['is_sink'] = sinks.bool()
+        per_head.update({'is_' + name[:-len('_rate')]: s.bool() for name, s in sinks.items()})
         max_token = [int(r.mean(dim=0).argmax()) for r in received]
         if self.has_cls_query:
             cq = self.mean('cls_query')  # per layer (Hq, 1+N_l_patches)
@@ -155,6 +194,7 @@ class AttentionStatistics:
                          attention_shared=self.layout['shared'][i])
             layer.update({k: _number(v[i]) for k, v in per_layer.items()})
             layer['max_token'] = self._token_name(i, max_token[i])
+            layer.update(self.massive.layer_summary(i, lambda index: self._token_name(i, index)))
             layer['heads'] = [dict(head=h, **{k: _number(v[i, h]) for k, v in per_head.items()})
                               for h in range(self.layout['num_heads'])]
             if self.has_cls_query:
@@ -162,15 +202,17 @@ class AttentionStatistics:
                                             for h in range(cq[i].shape[0])]
             layers.append(layer)
         return dict(
-            num_images=self.num_images, **self.layout, sink_threshold=self.sink_threshold,
+            num_images=self.num_images, **self.layout, **self.thresholds,
             # what mean_entropy would be for uniform attention: log N, or the mean of log N_l when pooling
             uniform_entropy=sum(M.uniform_entropy(n) for n in layer_tokens) / len(layer_tokens),
             not_applicable=self.applicability(),
-            summary=self._model_summary(per_layer, sinks),
+            summary=dict(self._model_summary(per_layer, sinks),
+                         max_top_activation_ratio=max(layer['top_activation_ratio'] for layer in layers),
+                         layers_with_massive_activations=sum(layer['massive_activations'] > 0 for layer in layers)),
             layers=layers,
         )
 
-    def _model_summary(self, per_layer: Dict[str, torch.Tensor], sinks: torch.Tensor) -> Dict[str, Any]:
+    def _model_summary(self, per_layer: Dict[str, torch.Tensor], sinks: Dict[str, torch.Tensor]) -> Dict[str, Any]:
         s: Dict[str, Any] = {}
         if 'sink_ratio' in per_layer:
             ratio = per_layer['sink_ratio']
@@ -179,9 +221,11 @@ class AttentionStatistics:
         s.update(
             max_token_attention=_number(per_layer['max_token_attention'].max()),
             mean_max_token_ratio=_number(per_layer['max_token_ratio'].mean()),
-            sink_rate=_number(sinks.mean()),
+            **{name: _number(s.mean()) for name, s in sinks.items()},
             mean_entropy=_number(per_layer['entropy'].mean()),
+            max_norm_ratio=_number(per_layer['max_norm_ratio_peak'].max()),
             mean_high_norm_fraction=_number(per_layer['high_norm_fraction'].mean()),
+            layers_with_high_norm_tokens=int((per_layer['high_norm_fraction'] > 0).sum()),
         )
         if 'cls_query_entropy' in per_layer:
             e = per_layer['cls_query_entropy']

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 GROUP_KEYS = ('dataset', 'budget', 'model')
-SINK_KEYS = ('mean_sink_ratio', 'mean_max_token_ratio', 'sink_rate', 'cls_query_entropy_first',
+SINK_KEYS = ('mean_sink_ratio', 'mean_max_token_ratio', 'token_sink_rate', 'cls_query_entropy_first',
              'cls_query_entropy_last')
 
 
@@ -68,7 +68,7 @@ def _num(value: Optional[float], digits: int = 2) -> str:
 def format_table(entries: Sequence[Mapping[str, Any]]) -> str:
     """A Markdown table of aggregate entries, sorted by data set, budget and top-1."""
     header = ('| dataset | budget | model | n | top-1 (%) | top-5 (%) | params (k) | MMACs | train img/s | '
-              '[CLS] sink ratio | max-token ratio | sink rate | [CLS]-query entropy L1 -> last |')
+              '[CLS] sink ratio | max-token ratio | sink rate (> 10/N) | [CLS]-query entropy L1 -> last |')
     lines = [header, '|' + '---|' * (header.count('|') - 1)]
     for e in sorted(entries, key=lambda e: (e['dataset'], budget_order(e['budget']), -e['top1_mean'])):
         entropy = 'n/a' if e['cls_query_entropy_first'] is None else \
@@ -76,6 +76,6 @@ def format_table(entries: Sequence[Mapping[str, Any]]) -> str:
         lines.append(f"| {e['dataset']} | {e['budget']} | {e['model']} | {e['n']} | "
                      f"{_pm(e['top1_mean'], e['top1_std'])} | {_pm(e['top5_mean'], e['top5_std'])} | "
                      f"{e['params'] / 1e3:.0f} | {e['macs'] / 1e6:.1f} | {e['images_per_sec']:.0f} | "
-                     f"{_num(e['mean_sink_ratio'])} | {_num(e['mean_max_token_ratio'])} | {_num(e['sink_rate'])} | "
+                     f"{_num(e['mean_sink_ratio'])} | {_num(e['mean_max_token_ratio'])} | {_num(e['token_sink_rate'])} | "
                      f"{entropy} |")
     return '\n'.join(lines) + '\n'

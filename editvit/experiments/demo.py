@@ -57,8 +57,8 @@ def _summary(results: List[RunResult], seconds: float) -> str:
                    if s.get('cls_query_entropy_first') is not None else '')
         lines.append(f"  {name:6s} top-1 {row['top1']:.2f}%  top-5 {row['top5']:.2f}%  {row['params'] / 1e3:.0f}k "
                      f"params  {row['images_per_sec']:.0f} img/s | {sink}most-attended token / other "
-                     f"{s.get('mean_max_token_ratio', float('nan')):.2f}, sink rate "
-                     f"{s.get('sink_rate', float('nan')):.2f}{entropy}")
+                     f"{s.get('mean_max_token_ratio', float('nan')):.2f}, sink rate (> 10/N) "
+                     f"{s.get('token_sink_rate', float('nan')):.2f}{entropy}")
     if 'edit' in rows and 'deit3' in rows:
         diff = rows['edit']['top1'] - rows['deit3']['top1']
         lines.append(f'  EDIT - DeiT3: {diff:+.2f} points top-1 from a single seed. The suite '

@@ -22,8 +22,8 @@ PathLike = Union[str, Path]
 # the recipe of each data set: its CPU config (augmentation, optimiser, fp32); model, size and schedule come from
 # the Budget. Synthetic images are coloured like CIFAR.
 RECIPES = {'cifar10': 'cifar10_cpu.yaml', 'fashion-mnist': 'fashion_mnist_cpu.yaml', 'synthetic': 'cifar10_cpu.yaml'}
-SINK_SUMMARY_KEYS = ('mean_sink_ratio', 'min_sink_ratio', 'mean_max_token_ratio', 'max_token_attention', 'sink_rate',
-                     'mean_entropy', 'mean_high_norm_fraction', 'cls_query_entropy_first', 'cls_query_entropy_last',
+SINK_SUMMARY_KEYS = ('mean_sink_ratio', 'min_sink_ratio', 'mean_max_token_ratio', 'max_token_attention',
+                     'cls_sink_rate', 'token_sink_rate', 'mean_entropy', 'max_norm_ratio', 'mean_high_norm_fraction', 'cls_query_entropy_first', 'cls_query_entropy_last',
                      'cls_query_entropy_slope', 'mean_cls_query_to_cls')
 
 
