@@ -6,7 +6,6 @@ import torch
 from matplotlib import colormaps
 from PIL import Image
 
-from conftest import tiny_edit
 from editvit.analysis import ModelAnalysis, analyze_model, load_images, run_analysis
 from editvit.analysis.image_labels import class_names, image_titles, predictions
 from editvit.analysis.images import images_to_batch
@@ -15,6 +14,8 @@ from editvit.analysis.model_spec import ModelSpec
 from editvit.analysis.plots import DPI, blocks_figure, map_scales, maps_figure, maps_figure_size, sink_figure
 from editvit.analysis.run import _labels
 from editvit.weights import save_model
+
+from .common import tiny_edit
 
 
 def planted_analysis(name: str, maps: torch.Tensor) -> ModelAnalysis:

@@ -5,13 +5,14 @@ import pytest
 import timm
 import torch
 
-from conftest import tiny_edit
 from editvit.analysis import extract_attention
 from editvit.analysis import sink_measures as M
 from editvit.analysis.register_neurons import find_register_neurons, with_test_time_registers
 from editvit.cli import main
 from editvit.errors import ConfigError
 from editvit.weights import save_model
+
+from .common import tiny_edit
 
 TINY = ['img_size=32', 'patch_size=8', 'depth=2', 'embed_dim=32', 'num_heads=2']
 
