@@ -89,7 +89,7 @@ def _deit3():
     return timm.create_model('deit3_small_patch16_224', img_size=32, **TINY).eval()
 
 
-def test_deit3_to_edit_copies_the_trunk_and_seeds_the_query():
+def test_vit_to_edit_copies_the_deit3_trunk_and_seeds_the_query():
     deit3, edit = _deit3(), tiny_edit()
     with torch.no_grad():
         for p in deit3.parameters():
