@@ -10,12 +10,12 @@ import torch
 from PIL import Image
 
 from editvit import create_model
-from editvit.analysis import (AttentionMaps, ImageDecodeError, analyze_model,
+from editvit.analysis import (AttentionMaps, analyze_model,
                               extract_attention, load_images, plot_blocks, plot_sequential_maps, plot_sink,
                               sequential_attention_maps, self_attention_rollout, write_metrics)
 from editvit.analysis.plots import DPI, block_figure_size, maps_figure_size, sink_figure_size
 from editvit.cli import main
-from editvit.errors import ConfigError
+from editvit.errors import ConfigError, DataError
 from editvit.weights import save_model
 
 from .common import tiny_edit
@@ -35,7 +35,7 @@ def test_folder_images_sorted_and_bad_image_named(image_dir, tmp_path):
     assert [name for name, _ in load_images([image_dir])] == ['a_gradient', 'b_noise']
     broken = tmp_path / 'broken.jpg'
     broken.write_bytes(b'not a jpeg at all')
-    with pytest.raises(ImageDecodeError, match='broken.jpg'):
+    with pytest.raises(DataError, match='broken.jpg'):
         load_images([image_dir / 'a_gradient.png', broken])
     with pytest.raises(FileNotFoundError, match='missing.png'):
         load_images([tmp_path / 'missing.png'])

@@ -9,7 +9,7 @@ from .analyze import ModelAnalysis, analyze_model
 from .cls_removal import cls_removed
 from .extract import UnsupportedModelError, extract_attention, talking_heads_attention
 from .maps import AttentionMaps
-from .images import ImageDecodeError, load_images, sample_images
+from .images import load_images, sample_images
 from .massive_activations import MassiveActivations
 from .register_neurons import find_register_neurons, measure_test_time_registers, with_test_time_registers
 from .report import write_metrics
@@ -19,7 +19,7 @@ from .sequential import sequential_attention_maps
 from .statistics import AttentionStatistics
 
 __all__ = [
-    'AttentionMaps', 'AttentionStatistics', 'ImageDecodeError', 'MassiveActivations', 'ModelAnalysis',
+    'AttentionMaps', 'AttentionStatistics', 'MassiveActivations', 'ModelAnalysis',
     'UnsupportedModelError', 'analyze_model', 'cls_removed', 'cls_rollout', 'extract_attention',
     'find_register_neurons', 'load_images', 'measure_test_time_registers', 'plot_blocks', 'plot_sequential_maps',
     'plot_sink', 'run_analysis', 'sample_images', 'self_attention_rollout', 'sequential_attention_maps',

@@ -30,12 +30,13 @@ import torch.nn as nn
 from timm.layers import Attention
 from timm.models.cait import TalkingHeadAttn
 
+from ..errors import ConfigError
 from .maps import AttentionMaps
 
 SUPPORTED = (Attention, TalkingHeadAttn)
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(ConfigError):
     """A model whose layers the attention analysis cannot read."""
 
 

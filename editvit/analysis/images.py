@@ -5,8 +5,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn as nn
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from timm.data import create_transform, resolve_data_config
+
+from ..data.decode import read_rgb
+from ..errors import DataError
 
 # scikit-image ships these photos with the package, so the analysis runs offline
 SAMPLE_IMAGES = ('chelsea', 'coffee', 'astronaut', 'rocket')
@@ -15,16 +18,12 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.we
 NamedImage = Tuple[str, Image.Image]
 
 
-class ImageDecodeError(ValueError):
-    """An image file that cannot be read; the message names the file."""
-
-
 def sample_images() -> List[NamedImage]:
     """scikit-image's sample photos: chelsea the cat, coffee, astronaut, rocket."""
     try:
         import skimage.data
     except ImportError as e:
-        raise ImageDecodeError(f"the default sample photos come from scikit-image ({e}): pip install "
+        raise DataError(f"the default sample photos come from scikit-image ({e}): pip install "
                                f"'editvit[plots]', or pass --images FILES") from e
     return [(name, Image.fromarray(getattr(skimage.data, name)()).convert('RGB')) for name in SAMPLE_IMAGES]
 
@@ -46,12 +45,9 @@ def find_image_files(paths: Sequence[Union[str, Path]]) -> List[Path]:
 
 
 def load_image(path: Union[str, Path]) -> Image.Image:
-    """Decode one image as RGB, or raise ImageDecodeError naming the file."""
-    try:
-        with Image.open(path) as image:
-            return image.convert('RGB')
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ImageDecodeError(f'cannot decode image {str(path)!r}: {e}') from e
+    """Decode one image as 8-bit RGB (`read_rgb`: bombs, truncated files and unscalable pixels refused), or raise
+    DataError naming the file."""
+    return read_rgb(path)
 
 
 def load_images(paths: Optional[Sequence[Union[str, Path]]] = None) -> List[NamedImage]:

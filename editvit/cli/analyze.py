@@ -69,7 +69,7 @@ def _specs(args: argparse.Namespace) -> List:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import ImageDecodeError, UnsupportedModelError, run_analysis
+    from ..analysis import run_analysis
     from ..threads import set_threads
 
     if args.batch_size < 1:
@@ -87,14 +87,10 @@ def run(args: argparse.Namespace) -> int:
     # the library's defaults where an option is not given
     given = dict(register_neurons=args.register_neurons, high_norm_ratio=args.high_norm_ratio)
     defaults = {k: v for k, v in given.items() if v is not None}
-    try:
-        analyses = run_analysis(specs[0], args.output, images=args.images,
-                                compare=specs[1] if len(specs) > 1 else None, map_method=args.maps,
-                                batch_size=args.batch_size, plots=not args.no_plots, remove_cls=args.remove_cls,
-                                test_time_registers=args.test_time_registers,
-                                high_norm_threshold=args.high_norm_threshold, **defaults)
-    except (ImageDecodeError, UnsupportedModelError) as e:
-        raise UsageError(str(e)) from e
+    analyses = run_analysis(specs[0], args.output, images=args.images, compare=specs[1] if len(specs) > 1 else None,
+                            map_method=args.maps, batch_size=args.batch_size, plots=not args.no_plots,
+                            remove_cls=args.remove_cls, test_time_registers=args.test_time_registers,
+                            high_norm_threshold=args.high_norm_threshold, **defaults)
     for analysis in analyses:
         m = analysis.metrics
         s = m['summary']
