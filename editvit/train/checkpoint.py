@@ -131,8 +131,10 @@ def read_run_config(output: Union[str, Path]) -> Dict[str, Any]:
 
 
 def config_for_resume(output: str, overrides: Dict[str, Any], cls: Type[C]) -> C:
-    """The saved config (a `cls`) of the run in `output`, with the given overrides (which must not change the run)."""
-    return from_dict(cls, {**read_run_config(output), **overrides, 'resume': True}, source=f'{output}/config.yaml')
+    """The saved config (a `cls`) of the run in `output`, with the given overrides (which must not change the run).
+    The saved `overwrite` (how the run was started) is not taken over."""
+    saved = {k: v for k, v in read_run_config(output).items() if k != 'overwrite'}
+    return from_dict(cls, {**saved, **overrides, 'resume': True}, source=f'{output}/config.yaml')
 
 
 def check_resume(cfg: Any, out: Path) -> Optional[Dict[str, Any]]:
