@@ -59,7 +59,8 @@ class SegTrainConfig:
     # evaluation
     eval_stride: Optional[int] = field_help('sliding-window stride (default: the crop size)', at_least=1, default=None)
     eval_every: int = field_help('evaluate every N epochs (and after the last)', at_least=1, default=1)
-    eval_batch_size: int = field_help('validation images per step (1 for images of different sizes)', at_least=1, default=1)
+    eval_batch_size: int = field_help('validation images per step (1 for images of different sizes)',
+                                      at_least=1, default=1)
     # run
     output: Optional[str] = field_help('run folder', default=None)
     seed: int = field_help('random seed', default=0)

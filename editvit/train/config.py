@@ -87,7 +87,8 @@ class TrainConfig:
                                              'accumulation (default: batch_size x processes)', at_least=1, default=None)
     lr: float = field_help('learning rate at lr_base_batch images per update', above=0, default=3e-3)
     lr_base_batch: Optional[int] = field_help('the global batch that lr is given for; the used lr is scaled to the '
-                                         'actual global batch by lr_scale (default: no scaling)', at_least=1, default=None)
+                                         'actual global batch by lr_scale (default: no scaling)', at_least=1,
+                                         default=None)
     lr_scale: Literal['linear', 'sqrt'] = field_help('lr scaling rule with the global batch', default='linear')
     min_lr: float = field_help('final learning rate of the cosine decay', at_least=0, default=1e-6)
     warmup_epochs: float = field_help('linear warm-up epochs', at_least=0, default=5.0)
@@ -135,7 +136,8 @@ class EvalConfig:
     model: Optional[str] = field_help('timm model name', default=None)
     checkpoint: Optional[str] = field_help('weights file (.safetensors, timm .pth or an editvit checkpoint)', default=None)
     model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments', default_factory=dict)
-    num_classes: Optional[int] = field_help('classes of the head (default: those of the dataset)', at_least=1, default=None)
+    num_classes: Optional[int] = field_help('classes of the head (default: those of the dataset)', at_least=1,
+                                            default=None)
     dataset: Optional[Dataset] = field_help('data set', default=None)
     data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
     split: Literal['train', 'val'] = field_help('split to evaluate', default='val')
