@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from editvit.cli import main
@@ -182,3 +183,27 @@ def test_a_full_disk_during_a_checkpoint_names_the_file(small_disk, one_thread, 
     assert err == (f"editvit train: error: no space left on the device of '{run / LAST}': free some space or choose "
                    f"another folder")
     assert not list(run.glob('.*.tmp')) and not (run / LAST).exists()
+
+
+def test_a_signal_while_the_run_is_set_up_leaves_a_checkpoint_to_resume_from(tmp_path, one_thread):
+    from safetensors.torch import load_file
+
+    from editvit.train import distributed as D
+    from editvit.train.loop import run_task
+    from editvit.train.stop import RunInterrupted
+    from editvit.train.trainer import ClassificationTask
+
+    class SignalledWhileLoading(ClassificationTask):
+        def create_loader(self, model, env):
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would, while the data is being set up
+            return super().create_loader(model, env)
+
+    with pytest.raises(RunInterrupted) as stop:
+        run_task(SignalledWhileLoading(_tiny(tmp_path / 'run', epochs=2)), D.DistEnv())
+    assert stop.value.signum == signal.SIGTERM and str(stop.value).startswith('stopped by SIGTERM at epoch 0, update 0')
+    assert load_checkpoint(tmp_path / 'run' / LAST)['updates'] == 0
+    train(_tiny(tmp_path / 'run', epochs=2, resume=True))
+    train(_tiny(tmp_path / 'reference', epochs=2))
+    got = load_file(tmp_path / 'run' / 'model.safetensors')
+    expected = load_file(tmp_path / 'reference' / 'model.safetensors')
+    assert all(torch.equal(got[k], expected[k]) for k in expected)

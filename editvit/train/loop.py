@@ -134,12 +134,13 @@ def run_task(task: Task, env: D.DistEnv) -> Dict[str, Any]:
             print(e, flush=True)
         return json.loads((out / FINISHED).read_text())
     try:
-        return _run(task, env, out)
+        with StopRequest() as stop:
+            return _run(task, env, out, stop)
     finally:
         folder.unlock()
 
 
-def _run(task: Task, env: D.DistEnv, out: Path) -> Dict[str, Any]:
+def _run(task: Task, env: D.DistEnv, out: Path, stop: StopRequest) -> Dict[str, Any]:
     cfg = task.cfg
     resumed = check_resume(cfg, out)
     plan = plan_batches(cfg, env.world_size)
@@ -208,7 +209,7 @@ def _run(task: Task, env: D.DistEnv, out: Path) -> Dict[str, Any]:
                 and state.batches_done < updates_per_epoch * plan.accum_steps:
             checkpoint()
 
-    def stopped(stop: StopRequest, epoch: int) -> RunInterrupted:
+    def stopped(epoch: int) -> RunInterrupted:
         name = stop.requested or 'SIGTERM'  # under DDP another rank may have received it
         message = (f'stopped by {stop.requested or "a signal to another process"} at epoch {epoch}, update '
                    f'{state.updates}; checkpoint saved. Resume with: {task.command} --resume --output {out}')
@@ -216,37 +217,38 @@ def _run(task: Task, env: D.DistEnv, out: Path) -> Dict[str, Any]:
         return RunInterrupted(message, getattr(signal, name))
 
     try:
-        with StopRequest() as stop:
-            while state.epoch < cfg.epochs:
-                start = time.perf_counter()
-                sampler.set_epoch(state.epoch, start=state.batches_done * cfg.batch_size)
-                stats = train_one_epoch(
-                    train_model, train_loader, loss_fn, optimizer, scheduler, state, env,
-                    updates_per_epoch=updates_per_epoch, accum_steps=plan.accum_steps, amp=cfg.amp,
-                    clip_grad=cfg.clip_grad, mixup=mixup, scaler=scaler, ema=ema, on_update=on_update,
-                    stop_requested=lambda: stop.requested is not None, progress=cfg.progress)
-                if stats['stopped'] and state.batches_done < updates_per_epoch * plan.accum_steps:
-                    checkpoint()  # within the epoch: resume from this update
-                    raise stopped(stop, state.epoch)
-                val = task.evaluate(model, ema, env, state.epoch)
-                bad = int(D.all_reduce_sums({'bad_images': state.bad_images}, env)['bad_images']) \
-                    + val.pop('bad_images', 0)
-                row = {'epoch': state.epoch, 'train_loss': round(stats['train_loss'], 6),
-                       'lr': float(f"{optimizer.param_groups[0]['lr']:.6g}"), **val,
-                       'images_per_sec': round(stats['images_per_sec'], 1),
-                       'epoch_seconds': round(time.perf_counter() - start, 2), 'bad_images': bad,
-                       'threads': threads, 'load': one_minute_load()}
-                history.append(row)
-                log.line(' | '.join(f'{k} {v}' for k, v in row.items()))
-                log.scalars({k: v for k, v in row.items() if k != 'epoch'}, state.epoch)
-                state = EpochState(state.epoch + 1, 0, state.updates)
-                checkpoint()
-                if env.is_main:
-                    write_summary(out / 'summary.csv', history)
-                    if plot_training(history, out / 'training.png', f'{cfg.model} on {cfg.dataset}') is None:
-                        log.line_once('plots', f'training.png is not drawn: matplotlib is missing ({PLOTS_EXTRA})')
-                if stats['stopped'] and state.epoch < cfg.epochs:  # at the epoch's end: its checkpoint is written
-                    raise stopped(stop, state.epoch - 1)
+        if D.all_reduce_sums({'stop': float(stop.requested is not None)}, env)['stop'] > 0:
+            checkpoint()  # asked to stop while setting up: the run can resume from here
+            raise stopped(state.epoch)
+        while state.epoch < cfg.epochs:
+            start = time.perf_counter()
+            sampler.set_epoch(state.epoch, start=state.batches_done * cfg.batch_size)
+            stats = train_one_epoch(
+                train_model, train_loader, loss_fn, optimizer, scheduler, state, env,
+                updates_per_epoch=updates_per_epoch, accum_steps=plan.accum_steps, amp=cfg.amp,
+                clip_grad=cfg.clip_grad, mixup=mixup, scaler=scaler, ema=ema, on_update=on_update,
+                stop_requested=lambda: stop.requested is not None, progress=cfg.progress)
+            if stats['stopped'] and state.batches_done < updates_per_epoch * plan.accum_steps:
+                checkpoint()  # within the epoch: resume from this update
+                raise stopped(state.epoch)
+            val = task.evaluate(model, ema, env, state.epoch)
+            bad = int(D.all_reduce_sums({'bad_images': state.bad_images}, env)['bad_images']) + val.pop('bad_images', 0)
+            row = {'epoch': state.epoch, 'train_loss': round(stats['train_loss'], 6),
+                   'lr': float(f"{optimizer.param_groups[0]['lr']:.6g}"), **val,
+                   'images_per_sec': round(stats['images_per_sec'], 1),
+                   'epoch_seconds': round(time.perf_counter() - start, 2), 'bad_images': bad,
+                   'threads': threads, 'load': one_minute_load()}
+            history.append(row)
+            log.line(' | '.join(f'{k} {v}' for k, v in row.items()))
+            log.scalars({k: v for k, v in row.items() if k != 'epoch'}, state.epoch)
+            state = EpochState(state.epoch + 1, 0, state.updates)
+            checkpoint()
+            if env.is_main:
+                write_summary(out / 'summary.csv', history)
+                if plot_training(history, out / 'training.png', f'{cfg.model} on {cfg.dataset}') is None:
+                    log.line_once('plots', f'training.png is not drawn: matplotlib is missing ({PLOTS_EXTRA})')
+            if stats['stopped'] and state.epoch < cfg.epochs:  # at the epoch's end: its checkpoint is written
+                raise stopped(state.epoch - 1)
     finally:
         log.close()
     if env.is_main:
