@@ -129,3 +129,17 @@ def test_segment_eval_of_a_run_folder_reproduces_its_miou(tmp_path, one_thread, 
     assert math.isfinite(result['mIoU']) and result['threads'] >= 1
     cfg = load_config(None, {'run': str(run)}, cls=SegEvalConfig)
     assert (cfg.decoder, cfg.crop_size, cfg.scale_long, cfg.eval_stride, cfg.batch_size) == ('linear', 32, 128, 16, 4)
+
+
+def test_without_matplotlib_the_run_says_so_once(tmp_path, one_thread, monkeypatch):
+    import sys
+
+    from editvit.train import TrainConfig, train
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)
+    train(TrainConfig(model='edit_tiny_patch16_224', model_kwargs=dict(img_size=16, patch_size=4, embed_dim=32,
+                                                                       depth=2, num_heads=2),
+                      dataset='synthetic', num_classes=4, synthetic_samples=32, epochs=2, batch_size=16,
+                      num_workers=0, progress=False, warmup_epochs=0, output=str(tmp_path)))
+    log = (tmp_path / 'log.txt').read_text()
+    assert log.count("training.png is not drawn: matplotlib is missing (pip install 'editvit[plots]')") == 1
+    assert not (tmp_path / 'training.png').exists()

@@ -41,9 +41,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..errors import ConfigError
+from ..threads import one_minute_load
 from ..weights import save_model
 from . import distributed as D
-from ..threads import one_minute_load
 from .checkpoint import LAST, check_resume, restore_run, save_run_checkpoint
 from .config import to_dict
 from .curves import PLOTS_EXTRA, plot_training
@@ -199,9 +199,7 @@ def _run(task: Task, env: D.DistEnv, out: Path, stop: StopRequest) -> Dict[str, 
                  f'epochs): the learning rate only rises and never reaches its peak {lr:.3g}; lower --warmup-epochs')
 
     def checkpoint() -> None:
-        with naming(out / LAST):
-            save_run_checkpoint(out / LAST, env, state, model, optimizer, scheduler, scaler, history, to_dict(cfg),
-                                ema)
+        save_run_checkpoint(out / LAST, env, state, model, optimizer, scheduler, scaler, history, to_dict(cfg), ema)
 
     def on_update(update: Dict[str, float]) -> None:
         log.scalars(update, state.updates, prefix='update/')
