@@ -105,8 +105,6 @@ def _check_options(**values: Any) -> None:
             check_range(name, value, {'above': 0})
         else:
             check_range(name, value, {'at_least': _RANGES[name]})
-    if values['parents'] > values['population']:
-        raise ConfigError(f"'parents' ({values['parents']}) must be at most 'population' ({values['population']})")
 
 
 def _check_output(path: Path) -> None:
@@ -123,6 +121,7 @@ def _check_output(path: Path) -> None:
 
 def _search(dataset, data_dir, space, budget_macs, epochs, batch_size, lr, val_split_per_class, val_batches,
             population, generations, parents, seed, num_workers, max_steps, synthetic_samples):
+    """The search of `run_search` once its options are checked: the result and the supernet's final loss."""
     if budget_macs is not None and space.macs(space.cheapest()) > budget_macs:
         raise ValueError(f'no member fits {budget_macs:,} MACs; the cheapest needs {space.macs(space.cheapest()):,}')
     torch.manual_seed(seed)
