@@ -1,4 +1,5 @@
-"""How many CPU threads a command computes with: what the user asked for, else the idle cores.
+"""How many CPU threads a command computes with: what the user asked for (--threads, else OMP_NUM_THREADS, the
+usual way to pin a whole job), else the idle cores.
 
 Why not every core: torch's OpenMP threads spin-wait for each other, so on a shared CPU more threads than idle
 cores make a run several times slower (measured on a 2-core machine: 2 threads at load 5-7 trained at under 15
@@ -20,13 +21,26 @@ def idle_cores() -> int:
 
 
 def choose_threads(threads: Optional[int] = None, processes_per_machine: int = 1) -> int:
-    """The thread count to use: `threads` if given, else this process's share of the idle cores (processes that
-    run side by side on one machine, such as DDP ranks, split them)."""
+    """The thread count to use: `threads` if given, else OMP_NUM_THREADS if set, else this process's share of the
+    idle cores (processes that run side by side on one machine, such as DDP ranks, split them)."""
     if threads is not None:
         if threads < 1:
             raise ConfigError(f'threads must be at least 1, got {threads}')
         return threads
+    pinned = os.environ.get('OMP_NUM_THREADS', '').strip()
+    if pinned.isdigit() and int(pinned) >= 1:
+        return int(pinned)
     return max(1, idle_cores() // max(1, processes_per_machine))
+
+
+def one_minute_load() -> float:
+    """The machine's 1-minute load average (0 where the system has none), recorded next to every result."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, 'getloadavg') else 0.0
+
+
+def processes_per_machine() -> int:
+    """Processes of this job on this machine: torchrun's LOCAL_WORLD_SIZE, 1 without torchrun."""
+    return max(1, int(os.environ.get('LOCAL_WORLD_SIZE', '1') or 1))
 
 
 def set_threads(threads: Optional[int] = None, processes_per_machine: int = 1) -> int:

@@ -50,6 +50,7 @@ def test_a_task_of_ones_own_trains_through_the_run_loop(tmp_path, one_thread):
     assert metrics['num_params'] == 3 * 8 * 8 * 4 + 4 and metrics['val_top1'] > 50  # chance: 25
     assert json.loads((tmp_path / 'metrics.json').read_text()) == metrics
     rows = (tmp_path / 'summary.csv').read_text().splitlines()
-    assert rows[0] == 'epoch,train_loss,lr,val_top1,images_per_sec,epoch_seconds,bad_images' and len(rows) == 3
+    assert rows[0] == 'epoch,train_loss,lr,val_top1,images_per_sec,epoch_seconds,bad_images,threads,load' \
+        and len(rows) == 3
     assert 'training a linear probe | 0.00M parameters' in (tmp_path / 'log.txt').read_text()
     assert (tmp_path / 'model.safetensors').is_file() and (tmp_path / 'checkpoint-last.pth').is_file()

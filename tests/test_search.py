@@ -76,10 +76,11 @@ def test_search_command_on_synthetic_data(tmp_path, capsys):
     code = main(['search', '--dataset', 'synthetic', '--token-choices', '16,9/4,1', '--depths', '2,2', '--img-size',
                  '16', '--embed-dim', '16', '--num-classes', '3', '--epochs', '1', '--max-steps', '2', '--batch-size',
                  '32', '--population', '3', '--generations', '1', '--parents', '2', '--val-batches', '1',
-                 '--num-workers', '0', '--budget-mmacs', '0.2', '--output', str(out)])
+                 '--num-workers', '0', '--budget-mmacs', '0.2', '--threads', '1', '--output', str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert result['best']['macs'] <= 200_000 and result['space_size'] == 16
+    assert result['threads'] == 1 and result['load'] >= 0
     assert 'best: tokens' in capsys.readouterr().out
     assert main(['search', '--dataset', 'synthetic', '--budget-mmacs', '0.001', '--output', str(out)]) == 2
     assert 'the cheapest needs' in capsys.readouterr().err

@@ -10,6 +10,7 @@ from editvit.train.curves import plot_training
 
 
 def test_threads_default_to_the_idle_cores_split_between_processes(monkeypatch):
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
     monkeypatch.setattr(threads.os, 'cpu_count', lambda: 8)
     monkeypatch.setattr(threads.os, 'getloadavg', lambda: (2.6, 0.0, 0.0))
     assert threads.idle_cores() == 5
@@ -18,6 +19,8 @@ def test_threads_default_to_the_idle_cores_split_between_processes(monkeypatch):
     assert threads.choose_threads(3, processes_per_machine=2) == 3
     monkeypatch.setattr(threads.os, 'getloadavg', lambda: (30.0, 0.0, 0.0))
     assert threads.choose_threads() == 1
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')  # a job pinned to 3 threads keeps them
+    assert threads.choose_threads() == 3 and threads.choose_threads(2) == 2
 
 
 def test_threads_below_one_are_refused():

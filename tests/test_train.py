@@ -76,11 +76,11 @@ def test_eval_command_prints_json_metrics(trained, capsys):
 
 
 def test_resume_refuses_a_changed_run_and_existing_output(trained, capsys):
-    with pytest.raises(ConfigError, match=r"differs in:\n  epochs: 3 -> 5\n  model: 'edit_tiny_patch16_224' -> "
-                                          r"'deit3_small_patch16_224'"):
-        train(tiny_config(trained, resume=True, epochs=5, model='deit3_small_patch16_224', ema=True, ema_decay=0.5,
+    with pytest.raises(ConfigError, match=r"differs in:\n  epochs: 3 -> 2\n  model: 'edit_tiny_patch16_224' -> "
+                                          r"'deit3_small_patch16_224'"):  # epochs may grow, not shrink
+        train(tiny_config(trained, resume=True, epochs=2, model='deit3_small_patch16_224', ema=True, ema_decay=0.5,
                           tensorboard=False))
-    with pytest.raises(ConfigError, match=r'already holds a run \(checkpoint-last.pth\); pass --resume'):
+    with pytest.raises(ConfigError, match=r'already holds a run \(.*checkpoint-last.pth.*\); pass --resume'):
         train(tiny_config(trained, ema=True, ema_decay=0.5))
     assert main(['train', '--output', str(trained / 'none'), '--resume']) == 2
     assert "nothing to resume in" in capsys.readouterr().err

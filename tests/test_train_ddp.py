@@ -57,3 +57,44 @@ def test_two_process_training_and_evaluation(tmp_path, capsys):
                               pretrained_cfg_overlay=dict(file=str(out / 'model.safetensors'), num_classes=4))
     for key, value in model.state_dict().items():
         assert torch.equal(value, state['model'][key]), key
+
+
+def _children(pid: int):
+    with open(f'/proc/{pid}/task/{pid}/children') as f:
+        return [int(p) for p in f.read().split()]
+
+
+def _rank_of(pid: int) -> int:
+    with open(f'/proc/{pid}/environ', 'rb') as f:
+        env = dict(item.split(b'=', 1) for item in f.read().split(b'\0') if b'=' in item)
+    return int(env[b'RANK'])
+
+
+def test_a_signal_to_one_rank_stops_every_rank_after_the_same_update(tmp_path):
+    import re
+    import signal
+    import time
+
+    out = tmp_path / 'run'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'editvit',
+           'train', *MODEL, *DATA, '--output', str(out), '--epochs', '1000', '--batch-size', '8', '--no-progress',
+           '--threads', '1']
+    proc = subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS='1'), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith('training'), proc.stderr.read()
+        time.sleep(1)
+        rank1 = next(pid for pid in _children(proc.pid) if _rank_of(pid) == 1)
+        os.kill(rank1, signal.SIGTERM)  # rank 0 learns of it through the statistics summed after each update
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    state = load_checkpoint(out / LAST)
+    assert len(state['ranks']) == 2 and state['updates'] >= 1
+    where = f'at epoch {state["epoch"]}, update {state["updates"]}; checkpoint saved. Resume with: editvit train ' \
+            f'--resume --output {out}'
+    assert f'editvit train: stopped by SIGTERM {where}' in err  # rank 1
+    assert f'editvit train: stopped by a signal to another process {where}' in err  # rank 0, at the same update
+    assert re.search(r'stopped by a signal to another process at epoch \d+, update \d+',
+                     (out / 'log.txt').read_text())

@@ -53,15 +53,21 @@ def os_error_message(e: OSError) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command. Bad input (an EditvitError, an OSError, a usage error) ends as one line on stderr and exit
-    code 2; Ctrl-C as one line and 130. With --debug or EDITVIT_DEBUG=1 the traceback is shown instead."""
+    code 2; a training run stopped by SIGINT/SIGTERM as one line saying how to resume and 128 + the signal's number
+    (130, 143); a second Ctrl-C as one line and 130. With --debug or EDITVIT_DEBUG=1 the traceback is shown
+    instead."""
     import editvit  # noqa: F401  registers the models with timm
     from ..errors import EditvitError
+    from ..train.stop import RunInterrupted
 
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, '') not in ('', '0')
-    prefix = f'editvit {args.command}:'
+    prefix = ' '.join(['editvit', args.command] + ([args.action] if getattr(args, 'action', None) else [])) + ':'
     try:
         return int(args.func(args) or 0)
+    except RunInterrupted as e:
+        print(f'{prefix} {e}', file=sys.stderr)
+        return 128 + e.signum
     except (UsageError, EditvitError) as e:
         if debug:
             raise

@@ -47,6 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--parents', type=int, default=4)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--num-workers', type=int, default=2, help='data loader worker processes')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads (default: OMP_NUM_THREADS if set, else the idle cores)')
     p.add_argument('--output', default='runs/psvit_search.json', help='result JSON (default runs/psvit_search.json)')
     p.set_defaults(func=run)
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             args.dataset, args.data_dir, space, budget_macs=budget, epochs=args.epochs, batch_size=args.batch_size,
             lr=args.lr, val_split_per_class=args.val_split_per_class, val_batches=args.val_batches,
             population=args.population, generations=args.generations, parents=args.parents, seed=args.seed,
-            num_workers=args.num_workers, max_steps=args.max_steps, output=args.output)
+            num_workers=args.num_workers, max_steps=args.max_steps, output=args.output, threads=args.threads)
     except ValueError as e:  # DataError included
         raise UsageError(str(e)) from e
     print(f'best: tokens {list(result.best.num_tokens)}, sharing layers '

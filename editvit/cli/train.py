@@ -5,7 +5,6 @@ of the YAML given with --config; command-line values win over the file.
 """
 import argparse
 import ast
-import json
 import typing
 from dataclasses import fields
 from typing import Any, Callable, Dict, Literal, Type
@@ -105,12 +104,13 @@ def run_evaluation(args: argparse.Namespace, cls: Type, evaluate_fn: Callable[[A
     """Build a `cls` config from --config and the options, evaluate with it and print the metrics as JSON."""
     from ..errors import DataError
     from ..train import ConfigError, load_config
+    from ..train.records import to_json
 
     try:
         metrics = evaluate_fn(load_config(args.config, overrides_from(args, cls), cls=cls))
     except (ConfigError, DataError) as e:
         raise UsageError(str(e)) from e
-    print(json.dumps(metrics, indent=2))
+    print(to_json(metrics))
     return 0
 
 

@@ -18,10 +18,11 @@ from typing import Callable, Dict, List, Optional, Union
 import torch
 
 from ..analysis import plot_blocks, plot_sequential_maps, plot_sink, write_metrics
+from ..threads import set_threads
 from .aggregate import aggregate, format_table
 from .budget import Budget
 from .locate_cifar10 import locate_data
-from .machine import describe_machine, idle_cores
+from .machine import describe_machine
 from .plots import plot_training
 from .results import append_row
 from .run import RunResult, run_experiment
@@ -109,7 +110,7 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
         data_dir: CIFAR-10 folder; None: $EDITVIT_DATA/cifar10, else torchvision's download (see `locate_data`).
         dataset: 'cifar10', or 'synthetic' (no data needed; for tests).
         maps: Test images to draw the sequential maps of.
-        threads: torch CPU threads (None: the idle cores, see `idle_cores`).
+        threads: torch CPU threads (None: OMP_NUM_THREADS if set, else the idle cores; see `editvit.threads`).
     """
     start = time.perf_counter()
     out = Path(output)
@@ -124,7 +125,7 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
     subset = make_subset(dataset, root, out / 'data' / f'{dataset}-{train_per_class}-{test_per_class}',
                          train_per_class, test_per_class)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or idle_cores())
+    set_threads(threads)
     try:
         log(f'machine: {describe_machine()}')
         results = []

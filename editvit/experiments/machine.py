@@ -6,6 +6,8 @@ from typing import Any, Dict
 
 import torch
 
+from ..threads import idle_cores  # noqa: F401  the one rule for threads, used by the demo and every command
+
 # the extensions that decide whether bf16 pays off on a CPU (AVX2 only: torch emulates bf16, fp32 is faster)
 _FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16')
 
@@ -30,13 +32,3 @@ def describe_machine() -> Dict[str, Any]:
                 load_1min=round(load, 2) if load is not None else None,
                 gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, torch=torch.__version__)
 
-
-def idle_cores() -> int:
-    """Cores not busy with other work: cores minus the 1-minute load, at least 1.
-
-    Why: torch's OpenMP threads spin-wait for each other, so on a shared CPU more threads than idle cores make
-    training several times slower (measured here: 2 threads at load 5-7 trained at under 15 images/s, 1 thread at
-    110). On an idle machine this is every core."""
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else 0.0
-    return max(1, min(cores, round(cores - load)))

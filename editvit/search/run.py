@@ -9,7 +9,7 @@ behind `editvit search`).
 2. score members by top-1 on a validation split carved from the training images (the test set stays unseen);
 3. evolutionary search for the best member within the MACs budget.
 """
-import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -19,6 +19,10 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import RandomSampler, SequentialSampler
 
 from ..data import create_dataset, create_eval_transform, create_loader, create_train_transform
+from ..errors import ConfigError
+from ..threads import one_minute_load, set_threads
+from ..train.config import check_range
+from ..train.records import write_json
 from .evolution import SearchResult, evolutionary_search
 from .space import PSViTSearchSpace
 from .supernet import evaluate_member, train_supernet
@@ -42,6 +46,7 @@ def run_search(
         max_steps: Optional[int] = None,
         output: Optional[str] = None,
         synthetic_samples: int = 256,
+        threads: Optional[int] = None,
 ) -> SearchResult:
     """Train a supernet over `space` on `dataset` and return the best member within `budget_macs`.
 
@@ -64,7 +69,59 @@ def run_search(
         max_steps: Stop supernet training after this many steps (None: all epochs).
         output: Write the result as JSON to this file.
         synthetic_samples: Training images of the 'synthetic' data set.
+        threads: torch CPU threads (None: OMP_NUM_THREADS if set, else the idle cores; see `editvit.threads`).
+
+    Raises:
+        ConfigError: an option outside its range, or an output that cannot be written (checked before training).
     """
+    _check_options(epochs=epochs, batch_size=batch_size, lr=lr, val_split_per_class=val_split_per_class,
+                   val_batches=val_batches, population=population, generations=generations, parents=parents,
+                   num_workers=num_workers, max_steps=max_steps, synthetic_samples=synthetic_samples,
+                   threads=threads)
+    if output:
+        _check_output(Path(output))
+    previous = torch.get_num_threads()
+    used = set_threads(threads)
+    try:
+        result, loss = _search(dataset, data_dir, space, budget_macs, epochs, batch_size, lr, val_split_per_class,
+                               val_batches, population, generations, parents, seed, num_workers, max_steps,
+                               synthetic_samples)
+    finally:
+        torch.set_num_threads(previous)
+    if output:
+        write_json(Path(output), {**result_to_dict(result, space, budget_macs, loss), 'threads': used,
+                                  'load': one_minute_load()})
+    return result
+
+
+# the smallest valid value of each option of `run_search` (None: the option's default, always valid; lr: above 0)
+_RANGES = dict(epochs=1, batch_size=1, val_split_per_class=0, val_batches=1, population=1, generations=0, parents=1,
+               num_workers=0, max_steps=1, synthetic_samples=1, threads=1)
+
+
+def _check_options(**values: Any) -> None:
+    for name, value in values.items():
+        if name == 'lr':
+            check_range(name, value, {'above': 0})
+        else:
+            check_range(name, value, {'at_least': _RANGES[name]})
+
+
+def _check_output(path: Path) -> None:
+    """The result file's place, checked before the search spends its time."""
+    if path.is_dir():
+        raise ConfigError(f'output {str(path)!r} is a folder; give a file name such as {str(path / "search.json")!r}')
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f'cannot create the folder of output {str(path)!r}: {e.strerror}') from e
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f'the folder of output {str(path)!r} is not writable; choose another --output')
+
+
+def _search(dataset, data_dir, space, budget_macs, epochs, batch_size, lr, val_split_per_class, val_batches,
+            population, generations, parents, seed, num_workers, max_steps, synthetic_samples):
+    """The search of `run_search` once its options are checked: the result and the supernet's final loss."""
     if budget_macs is not None and space.macs(space.cheapest()) > budget_macs:
         raise ValueError(f'no member fits {budget_macs:,} MACs; the cheapest needs {space.macs(space.cheapest()):,}')
     torch.manual_seed(seed)
@@ -89,10 +146,7 @@ def run_search(
     result = evolutionary_search(
         space, lambda arch: evaluate_member(supernet, arch, val_loader, val_batches), budget_macs=budget_macs,
         population=population, generations=generations, parents=parents, seed=seed)
-    if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps(result_to_dict(result, space, budget_macs, loss), indent=2))
-    return result
+    return result, loss
 
 
 def result_to_dict(result: SearchResult, space: PSViTSearchSpace, budget_macs: Optional[int],

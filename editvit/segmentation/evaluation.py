@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from ..data import ShardSampler
 from ..errors import ConfigError
+from ..threads import one_minute_load
 from ..train import distributed as D
 from ..train.engine import autocast, batches
 from ..train.records import write_json, write_text
@@ -54,38 +55,39 @@ def eval_transform(model: nn.Module, scale_long: int, scale_short: int) -> Segme
 
 def evaluate_saved_segmenter(cfg: SegEvalConfig) -> Dict[str, Any]:
     """Evaluate saved Segmenter weights on cfg.split; returns the metrics. With cfg.output, writes metrics.json,
-    per_class_iou.md and cfg.pictures prediction pictures there."""
-    cfg.validate()
-    env = D.init_distributed(cfg.device)
-    try:
-        data = create_segmentation_dataset(cfg.dataset, cfg.data_dir, cfg.split, seed=cfg.seed,
-                                           num_classes=cfg.num_classes or 3, image_size=cfg.synthetic_image_size,
-                                           synthetic_samples=cfg.synthetic_samples,
-                                           objects_dataset=cfg.objects_dataset)
-        num_classes = cfg.num_classes or len(data.classes)
-        if num_classes != len(data.classes):
-            raise ConfigError(f'num_classes is {num_classes} but dataset {cfg.dataset!r} has {len(data.classes)}')
-        model = create_segmenter(cfg.model, num_classes, cfg.crop_size, cfg.decoder, cfg.model_kwargs, drop_path=0.,
-                                 decoder_depth=cfg.decoder_depth)
-        load_model_weights(model, cfg.checkpoint)
-        model.to(env.device)
-        transform = eval_transform(model, cfg.scale_long, cfg.scale_short)
-        loader = create_segmentation_loader(data, transform, ShardSampler(len(data), env.rank, env.world_size),
-                                            cfg.batch_size, cfg.num_workers, pin_memory=env.device.type == 'cuda')
-        ratios = MULTI_SCALE_RATIOS if cfg.multi_scale else (1.0,)
-        metrics = {'model': cfg.model, 'decoder': cfg.decoder, 'checkpoint': str(cfg.checkpoint),
-                   'dataset': cfg.dataset, 'split': cfg.split, 'multi_scale': cfg.multi_scale,
-                   'flip': cfg.flip or cfg.multi_scale,
-                   **evaluate_segmentation(model, loader, env, stride=cfg.eval_stride, ratios=ratios,
-                                           flip=cfg.flip or cfg.multi_scale, amp=cfg.amp, class_names=data.classes)}
-        if cfg.output and env.is_main:
-            out = Path(cfg.output)
-            write_json(out / 'metrics.json', metrics)
-            write_text(out / 'per_class_iou.md', iou_table(metrics['per_class_iou']))
-            if cfg.pictures:
-                from .pictures import save_predictions
-                save_predictions(model, data, transform, out / 'pictures', cfg.pictures, env.device,
-                                 stride=cfg.eval_stride, ratios=ratios, flip=cfg.flip or cfg.multi_scale)
-        return metrics
-    finally:
-        D.cleanup(env)
+    per_class_iou.md and cfg.pictures prediction pictures there. A config loaded with `run` evaluates the run's
+    final weights at the run's own crop, test scale and stride, as its training did."""
+    return D.run_distributed(_evaluate, cfg)
+
+
+def _evaluate(cfg: SegEvalConfig, env: D.DistEnv) -> Dict[str, Any]:
+    data = create_segmentation_dataset(cfg.dataset, cfg.data_dir, cfg.split, seed=cfg.seed,
+                                       num_classes=cfg.num_classes or 3, image_size=cfg.synthetic_image_size,
+                                       synthetic_samples=cfg.synthetic_samples,
+                                       objects_dataset=cfg.objects_dataset)
+    num_classes = cfg.num_classes or len(data.classes)
+    if num_classes != len(data.classes):
+        raise ConfigError(f'num_classes is {num_classes} but dataset {cfg.dataset!r} has {len(data.classes)}')
+    model = create_segmenter(cfg.model, num_classes, cfg.crop_size, cfg.decoder, cfg.model_kwargs, drop_path=0.,
+                             decoder_depth=cfg.decoder_depth)
+    load_model_weights(model, cfg.checkpoint)
+    model.to(env.device)
+    transform = eval_transform(model, cfg.scale_long, cfg.scale_short)
+    loader = create_segmentation_loader(data, transform, ShardSampler(len(data), env.rank, env.world_size),
+                                        cfg.batch_size, cfg.num_workers, pin_memory=env.device.type == 'cuda')
+    ratios = MULTI_SCALE_RATIOS if cfg.multi_scale else (1.0,)
+    metrics = {'model': cfg.model, 'decoder': cfg.decoder, 'checkpoint': str(cfg.checkpoint),
+               'dataset': cfg.dataset, 'split': cfg.split, 'multi_scale': cfg.multi_scale,
+               'flip': cfg.flip or cfg.multi_scale,
+               **evaluate_segmentation(model, loader, env, stride=cfg.eval_stride, ratios=ratios,
+                                       flip=cfg.flip or cfg.multi_scale, amp=cfg.amp, class_names=data.classes),
+               'threads': torch.get_num_threads(), 'load': one_minute_load()}
+    if cfg.output and env.is_main:
+        out = Path(cfg.output)
+        write_json(out / 'metrics.json', metrics)
+        write_text(out / 'per_class_iou.md', iou_table(metrics['per_class_iou']))
+        if cfg.pictures:
+            from .pictures import save_predictions
+            save_predictions(model, data, transform, out / 'pictures', cfg.pictures, env.device,
+                             stride=cfg.eval_stride, ratios=ratios, flip=cfg.flip or cfg.multi_scale)
+    return metrics

@@ -41,6 +41,7 @@ class SegmentationTask(Task):
 
     cfg: SegTrainConfig
     find_unused_parameters = True  # EDIT's [CLS] decoder does not feed the patch tokens: no gradient here
+    command = 'editvit segment train'
 
     def create_model(self, env: D.DistEnv, resumed: bool) -> nn.Module:
         cfg = self.cfg

@@ -20,8 +20,26 @@ Dataset = Literal['imagefolder', 'cifar10', 'cifar100', 'fashion-mnist', 'synthe
 C = TypeVar('C')
 
 
-def field_help(text: str, **kwargs) -> Any:
-    return field(metadata={'help': text}, **kwargs)
+def field_help(text: str, *, at_least: Optional[float] = None, above: Optional[float] = None,
+               at_most: Optional[float] = None, below: Optional[float] = None, **kwargs) -> Any:
+    """A config field with its help text and, for numbers, its valid range (checked by `from_dict`)."""
+    bounds = {k: v for k, v in dict(at_least=at_least, above=above, at_most=at_most, below=below).items()
+              if v is not None}
+    return field(metadata={'help': text, 'range': bounds}, **kwargs)
+
+
+_BOUNDS = {'at_least': (lambda v, b: v >= b, '>= {}'), 'above': (lambda v, b: v > b, '> {}'),
+           'at_most': (lambda v, b: v <= b, '<= {}'), 'below': (lambda v, b: v < b, '< {}')}
+
+
+def check_range(key: str, value: Any, bounds: Mapping[str, float]) -> None:
+    """ConfigError naming the option and its valid range when a number lies outside it (NaN included)."""
+    if value is None or not bounds or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if all(_BOUNDS[name][0](value, bound) for name, bound in bounds.items()):
+        return
+    valid = ' and '.join(_BOUNDS[name][1].format(bound) for name, bound in bounds.items())
+    raise ConfigError(f"{key!r} (--{key.replace('_', '-')}) must be {valid}, got {value}")
 
 
 @dataclass
@@ -34,11 +52,11 @@ class TrainConfig:
     model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments, e.g. img_size=32 patch_size=4',
                                          default_factory=dict)
     num_classes: Optional[int] = field_help('classes of the head (default: the number of classes of the dataset)',
-                                       default=None)
+                                       at_least=1, default=None)
     drop_path: Optional[float] = field_help('stochastic depth rate (Table 2: 0.05 pre-training, 0.1 transfer; '
-                                       'default: the model\'s own)', default=None)
+                                       'default: the model\'s own)', at_least=0, below=1, default=None)
     layer_scale_init: Optional[float] = field_help('LayerScale initial value passed as init_values; 0: no LayerScale '
-                                                   '(DeiT3: 1e-6; default: the model\'s own)', default=None)
+                                                   '(DeiT3: 1e-6; default: the model\'s own)', at_least=0, default=None)
     grad_checkpointing: bool = field_help('recompute activations in the backward pass (less memory, ~30%% slower)',
                                      default=False)
     finetune: Optional[str] = field_help('start from these weights (EDIT or DeiT3, timm or editvit format): the head is '
@@ -47,42 +65,43 @@ class TrainConfig:
     dataset: Optional[Dataset] = field_help('data set', default=None)
     data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
     val_split_per_class: int = field_help('hold out K training images per class as validation split, for class folders '
-                                     'without val/ (the paper did so for ImageNet-21k)', default=0)
+                                     'without val/ (the paper did so for ImageNet-21k)', at_least=0, default=0)
     skip_bad_images: bool = field_help('skip and count undecodable images instead of stopping', default=False)
-    synthetic_samples: int = field_help('training images of the synthetic set', default=256)
-    num_workers: int = field_help('data loader worker processes per rank', default=2)
+    synthetic_samples: int = field_help('training images of the synthetic set', at_least=1, default=256)
+    num_workers: int = field_help('data loader worker processes per rank', at_least=0, default=2)
     # augmentation (Table 2)
     crop: Literal['rrc', 'src'] = field_help("'rrc' random resized crop or 'src' DeiT3's simple random crop",
                                         default='rrc')
-    hflip: float = field_help('horizontal flip probability', default=0.5)
+    hflip: float = field_help('horizontal flip probability', at_least=0, at_most=1, default=0.5)
     data_path: Literal['auto', 'tensor', 'pil'] = field_help(
         "'tensor': images decoded once into memory and augmented a batch at a time; 'pil': per image in loader "
         "workers; 'auto': 'tensor' for images up to 64 px", default='auto')
     three_augment: bool = field_help('DeiT3 3-Augment: grey scale, solarisation or Gaussian blur', default=True)
-    color_jitter: Optional[float] = field_help('colour jitter strength (0: off)', default=0.3)
-    mixup: float = field_help('Mixup alpha (0: off)', default=0.8)
-    cutmix: float = field_help('CutMix alpha (0: off)', default=1.0)
-    smoothing: float = field_help('label smoothing epsilon', default=0.0)
+    color_jitter: Optional[float] = field_help('colour jitter strength (0: off)', at_least=0, default=0.3)
+    mixup: float = field_help('Mixup alpha (0: off)', at_least=0, default=0.8)
+    cutmix: float = field_help('CutMix alpha (0: off)', at_least=0, default=1.0)
+    smoothing: float = field_help('label smoothing epsilon', at_least=0, below=1, default=0.0)
     repeated_aug: bool = field_help('repeated augmentation (3 repeats)', default=False)
-    eval_crop_ratio: float = field_help('eval centre-crop ratio', default=1.0)
+    eval_crop_ratio: float = field_help('eval centre-crop ratio', above=0, at_most=1, default=1.0)
     # optimisation
-    epochs: int = field_help('training epochs', default=10)
-    batch_size: int = field_help('images per process and step', default=64)
+    epochs: int = field_help('training epochs', at_least=1, default=10)
+    batch_size: int = field_help('images per process and step', at_least=1, default=64)
     global_batch_size: Optional[int] = field_help('images per optimiser update over all processes; reached by gradient '
-                                             'accumulation (default: batch_size x processes)', default=None)
-    lr: float = field_help('learning rate at lr_base_batch images per update', default=3e-3)
+                                             'accumulation (default: batch_size x processes)', at_least=1, default=None)
+    lr: float = field_help('learning rate at lr_base_batch images per update', above=0, default=3e-3)
     lr_base_batch: Optional[int] = field_help('the global batch that lr is given for; the used lr is scaled to the '
-                                         'actual global batch by lr_scale (default: no scaling)', default=None)
+                                         'actual global batch by lr_scale (default: no scaling)', at_least=1,
+                                         default=None)
     lr_scale: Literal['linear', 'sqrt'] = field_help('lr scaling rule with the global batch', default='linear')
-    min_lr: float = field_help('final learning rate of the cosine decay', default=1e-6)
-    warmup_epochs: float = field_help('linear warm-up epochs', default=5.0)
-    warmup_lr: float = field_help('learning rate at the start of the warm-up', default=1e-6)
+    min_lr: float = field_help('final learning rate of the cosine decay', at_least=0, default=1e-6)
+    warmup_epochs: float = field_help('linear warm-up epochs', at_least=0, default=5.0)
+    warmup_lr: float = field_help('learning rate at the start of the warm-up', at_least=0, default=1e-6)
     optimizer: str = field_help('timm optimizer name', default='lamb')
-    weight_decay: float = field_help('weight decay', default=0.02)
-    clip_grad: Optional[float] = field_help('gradient norm clipping (null: none)', default=1.0)
+    weight_decay: float = field_help('weight decay', at_least=0, default=0.02)
+    clip_grad: Optional[float] = field_help('gradient norm clipping (null: none)', above=0, default=1.0)
     loss: Literal['ce', 'bce'] = field_help("'ce' cross-entropy or 'bce' binary cross-entropy", default='ce')
     ema: bool = field_help('keep an exponential moving average of the weights', default=False)
-    ema_decay: float = field_help('EMA decay per update', default=0.99996)
+    ema_decay: float = field_help('EMA decay per update', at_least=0, at_most=1, default=0.99996)
     # run
     output: Optional[str] = field_help('run folder', default=None)
     seed: int = field_help('random seed', default=0)
@@ -90,9 +109,15 @@ class TrainConfig:
     amp: Amp = field_help('autocast precision: bf16 (CPU and GPU), fp16 (GPU, with a grad scaler) or none',
                      default='none')
     compile: bool = field_help('torch.compile the model', default=False)
-    resume: bool = field_help('continue the run in output from its last checkpoint', default=False)
+    resume: bool = field_help('continue the run in output from its last checkpoint (with a larger epochs: extend a '
+                              'finished run)', default=False)
+    overwrite: bool = field_help('replace the results of an earlier run in output (they are kept otherwise)',
+                                 default=False)
     checkpoint_every: int = field_help('also checkpoint every N updates within an epoch (0: at epoch ends only)',
-                                  default=200)
+                                  at_least=0, default=200)
+    threads: Optional[int] = field_help('torch CPU threads per process (default: OMP_NUM_THREADS if set, else the '
+                                        'idle cores, split between the processes of a machine)', at_least=1,
+                                        default=None)
     tensorboard: bool = field_help('write TensorBoard scalars to output/tensorboard', default=False)
     progress: bool = field_help('show a progress bar', default=True)
 
@@ -100,12 +125,7 @@ class TrainConfig:
         for name in ('model', 'dataset', 'output'):
             if getattr(self, name) is None:
                 raise ConfigError(f'{name!r} is required: give --{name.replace("_", "-")} or set it in the config')
-        positive = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
-        for name, value in positive.items():
-            if not value > 0:
-                raise ConfigError(f'{name!r} must be positive, got {value}')
-        if self.global_batch_size is not None and self.global_batch_size <= 0:
-            raise ConfigError(f"'global_batch_size' must be positive, got {self.global_batch_size}")
+        check_ranges(self)
         if (self.mixup > 0 or self.cutmix > 0) and self.batch_size % 2:
             raise ConfigError(f"Mixup/CutMix mix pairs of images: 'batch_size' must be even, got {self.batch_size}")
         if self.amp == 'fp16' and self.device == 'cpu':
@@ -119,25 +139,32 @@ class EvalConfig:
     model: Optional[str] = field_help('timm model name', default=None)
     checkpoint: Optional[str] = field_help('weights file (.safetensors, timm .pth or an editvit checkpoint)', default=None)
     model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments', default_factory=dict)
-    num_classes: Optional[int] = field_help('classes of the head (default: those of the dataset)', default=None)
+    num_classes: Optional[int] = field_help('classes of the head (default: those of the dataset)', at_least=1,
+                                            default=None)
     dataset: Optional[Dataset] = field_help('data set', default=None)
     data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
     split: Literal['train', 'val'] = field_help('split to evaluate', default='val')
-    val_split_per_class: int = field_help('evaluate on K held-out training images per class', default=0)
+    val_split_per_class: int = field_help('evaluate on K held-out training images per class', at_least=0, default=0)
     skip_bad_images: bool = field_help('skip and count undecodable images', default=False)
-    synthetic_samples: int = field_help('training images of the synthetic set', default=256)
-    eval_crop_ratio: float = field_help('centre-crop ratio', default=1.0)
-    batch_size: int = field_help('images per step', default=128)
-    num_workers: int = field_help('data loader worker processes', default=2)
+    synthetic_samples: int = field_help('training images of the synthetic set', at_least=1, default=256)
+    eval_crop_ratio: float = field_help('centre-crop ratio', above=0, at_most=1, default=1.0)
+    batch_size: int = field_help('images per step', at_least=1, default=128)
+    num_workers: int = field_help('data loader worker processes', at_least=0, default=2)
     device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
     amp: Amp = field_help('autocast precision', default='none')
     seed: int = field_help('seed of the synthetic set and of carved validation splits', default=0)
     output: Optional[str] = field_help('also write the metrics to this JSON file', default=None)
+    threads: Optional[int] = field_help('torch CPU threads (default: OMP_NUM_THREADS if set, else the idle cores)',
+                                        at_least=1, default=None)
+    run: Optional[str] = field_help("a training run folder: its config.yaml gives every value not set otherwise "
+                                    "(model, model_kwargs, dataset, data_dir, eval crop, seed, ...) and its "
+                                    "model.safetensors the weights", default=None)
 
     def validate(self) -> 'EvalConfig':
         for name in ('model', 'checkpoint', 'dataset'):
             if getattr(self, name) is None:
-                raise ConfigError(f'{name!r} is required: give --{name.replace("_", "-")}')
+                raise ConfigError(f'{name!r} is required: give --{name.replace("_", "-")} (or --run DIR)')
+        check_ranges(self)
         if self.amp == 'fp16' and self.device == 'cpu':
             raise ConfigError("amp 'fp16' needs a GPU; use 'bf16' on CPU")
         return self
@@ -191,14 +218,23 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     raise TypeError(f'no coercion for {tp}')
 
 
+def check_ranges(config: Any) -> None:
+    """Check every number of a config dataclass against its field's range (for configs built in code)."""
+    for f in fields(config):
+        check_range(f.name, getattr(config, f.name), f.metadata.get('range', {}))
+
+
 def from_dict(cls: Type[C], data: Mapping[str, Any], source: str = 'config') -> C:
     """Build a config dataclass from a mapping, checking every key and value."""
     types = field_types(cls)
-    valid = [f.name for f in fields(cls)]
+    valid = {f.name: f for f in fields(cls)}
     for key in data:
-        if key not in types:
+        if key not in valid:
             raise ConfigError(f'unknown key {key!r} in {source}; valid keys: {", ".join(valid)}')
-    return cls(**{k: _coerce(k, v, types[k]) for k, v in data.items()})
+    values = {k: _coerce(k, v, types[k]) for k, v in data.items()}
+    for key, value in values.items():
+        check_range(key, value, valid[key].metadata.get('range', {}))
+    return cls(**values)
 
 
 def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
@@ -216,11 +252,41 @@ def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
     return dict(data)
 
 
+# training-run keys an evaluation does not take from the run (where the run wrote, how it was shown)
+_NOT_FROM_RUN = frozenset({'output', 'run', 'resume', 'overwrite', 'progress', 'tensorboard', 'checkpoint_every'})
+
+
+def values_from_run(run: Union[str, Path], cls: Type) -> Dict[str, Any]:
+    """The values an evaluation config `cls` takes from a training run folder: every field the run's config.yaml
+    shares with cls (renamed by cls.RUN_KEYS, a training key -> evaluation key or None to drop it), and the run's
+    final weights as checkpoint."""
+    run = Path(run)
+    if not (run / 'config.yaml').is_file():
+        raise ConfigError(f'{str(run)!r} is not a training run folder: it has no config.yaml')
+    weights = run / 'model.safetensors'
+    if not weights.is_file():
+        raise ConfigError(f'the run in {str(run)!r} has no model.safetensors: it has not finished; resume it, or '
+                          f'evaluate its last checkpoint with --checkpoint {run / "checkpoint-last.pth"}')
+    saved = read_yaml(run / 'config.yaml')
+    renames = getattr(cls, 'RUN_KEYS', {})
+    names = {f.name for f in fields(cls)}
+    values = {}
+    for key, value in saved.items():
+        key = renames.get(key, key)
+        if key is not None and key in names and key not in _NOT_FROM_RUN:
+            values[key] = value
+    return {**values, 'checkpoint': str(weights)}
+
+
 def load_config(path: Optional[Union[str, Path]] = None, overrides: Optional[Mapping[str, Any]] = None,
                 cls: Type[C] = TrainConfig) -> C:
-    """A config from a YAML file (optional) with overrides on top (e.g. command-line values), checked."""
+    """A config from a YAML file (optional) with overrides on top (e.g. command-line values), checked. With a `run`
+    value (evaluation configs), the training run's values come first, then the file's, then the overrides."""
     data = read_yaml(path) if path else {}
     from_dict(cls, data, source=str(path))  # report the file's own mistakes against the file
+    run = (overrides or {}).get('run') or data.get('run')
+    if run:
+        data = {**values_from_run(run, cls), **data}
     merged = dict(data)
     for key, value in (overrides or {}).items():  # a mapping given on top (model_kwargs) adds to the file's
         both = isinstance(value, Mapping) and isinstance(data.get(key), Mapping)
@@ -233,11 +299,15 @@ def to_dict(config: Any) -> Dict[str, Any]:
 
 
 # fields that may differ when a run is resumed: where things are and how they are shown, not what is computed
-RESUME_FREE_KEYS = frozenset({'output', 'resume', 'data_dir', 'num_workers', 'progress', 'tensorboard', 'device',
-                              'checkpoint_every'})
+RESUME_FREE_KEYS = frozenset({'output', 'resume', 'overwrite', 'data_dir', 'num_workers', 'progress', 'tensorboard',
+                              'device', 'checkpoint_every', 'threads'})
 
 
 def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
-    """'key: saved -> current' for every field that changes the run."""
+    """'key: saved -> current' for every field that changes the run. epochs may grow (a run extended); it may not
+    shrink."""
     keys = sorted((set(saved) | set(current)) - RESUME_FREE_KEYS)
-    return [f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in keys if saved.get(k) != current.get(k)]
+    changed = [k for k in keys if saved.get(k) != current.get(k)]
+    if 'epochs' in changed and isinstance(saved.get('epochs'), int) and current.get('epochs', 0) > saved['epochs']:
+        changed.remove('epochs')
+    return [f'{k}: {saved.get(k)!r} -> {current.get(k)!r}' for k in changed]

@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, TypeVar
 import torch
 import torch.distributed as dist
 
+from ..threads import processes_per_machine, set_threads
+
 T = TypeVar('T')
 
 
@@ -90,10 +92,16 @@ def cleanup(env: DistEnv) -> None:
 
 
 def run_distributed(fn: Callable[[Any, DistEnv], T], cfg: Any) -> T:
-    """Validate cfg, join the torchrun process group (if any), run fn(cfg, env), and always leave the group."""
+    """Validate cfg, set the CPU threads (cfg.threads, else this rank's share of the idle cores), join the torchrun
+    process group (if any), run fn(cfg, env), and always leave the group."""
     cfg.validate()
-    env = init_distributed(cfg.device)
+    previous = torch.get_num_threads()
+    set_threads(cfg.threads, processes_per_machine())
     try:
-        return fn(cfg, env)
+        env = init_distributed(cfg.device)
+        try:
+            return fn(cfg, env)
+        finally:
+            cleanup(env)
     finally:
-        cleanup(env)
+        torch.set_num_threads(previous)

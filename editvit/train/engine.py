@@ -48,6 +48,7 @@ class UpdateSums:
     loss_sum: float = 0.  # loss x images, over finite losses
     images: float = 0.
     non_finite: float = 0.  # micro-batches whose loss was NaN or infinite
+    stop: float = 0.  # ranks asked to stop (a signal): every rank stops after the same update
 
     def add(self, loss: float, images: int) -> None:
         if math.isfinite(loss):
@@ -87,13 +88,16 @@ def train_one_epoch(
         mixup: Optional[Mixup] = None,
         scaler: Optional[NativeScaler] = None,
         ema: Optional[nn.Module] = None,
-        on_update: Callable[[], None] = lambda: None,
+        on_update: Callable[[Dict[str, float]], None] = lambda update: None,
+        stop_requested: Callable[[], bool] = lambda: False,
         progress: bool = True,
 ) -> Dict[str, float]:
-    """Train from state.batches_done to the end of state.epoch, calling on_update() after every optimiser update.
+    """Train from state.batches_done to the end of state.epoch, calling on_update({'train_loss', 'lr'}) after every
+    optimiser update.
 
     The loss of each update is summed over its accum_steps micro-batches (each weighted 1/accum_steps) and over
-    ranks; a NaN or infinite value on any rank raises NonFiniteLossError before the update is applied.
+    ranks; a NaN or infinite value on any rank raises NonFiniteLossError before the update is applied. When
+    stop_requested() is true on any rank, every rank returns after the same update with 'stopped' set.
     """
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -105,6 +109,7 @@ def train_one_epoch(
     sums = UpdateSums()
     start = time.perf_counter()
     images_seen = 0
+    stopped = False
     for images, labels, bad in batches(loader, total_batches - state.batches_done):
         state.bad_images += bad
         if len(labels) == 0:
@@ -124,6 +129,7 @@ def train_one_epoch(
             n, value = len(images), loss.item()  # images, whatever the shape of their labels
             sums.add(value, n)
             if last:
+                sums.stop = float(stop_requested())
                 totals = sums.over_ranks(env)
                 if totals['non_finite'] > 0:
                     raise NonFiniteLossError(
@@ -155,11 +161,14 @@ def train_one_epoch(
                         lr=f'{optimizer.param_groups[0]["lr"]:.2e}',
                         img_s=f'{images_seen * env.world_size / elapsed:.0f}')
         bar.update(1)
-        on_update()
+        on_update({'train_loss': totals['loss_sum'] / totals['images'], 'lr': optimizer.param_groups[0]['lr']})
+        if totals['stop'] > 0:
+            stopped = True
+            break
     bar.close()
     elapsed = time.perf_counter() - start
     return {'train_loss': state.loss_sum / max(state.samples, 1),
-            'images_per_sec': images_seen * env.world_size / max(elapsed, 1e-9)}
+            'images_per_sec': images_seen * env.world_size / max(elapsed, 1e-9), 'stopped': stopped}
 
 
 @torch.no_grad()

@@ -3,9 +3,11 @@ from pathlib import Path
 from typing import Any, Dict
 
 import timm
+import torch
 
 from ..data import ShardSampler, create_eval_transform, create_loader
 from ..models.factory import create_model
+from ..threads import one_minute_load
 from ..weights import load_model_weights
 from . import distributed as D
 from .config import EvalConfig
@@ -17,23 +19,26 @@ from .trainer import classification_datasets
 
 def evaluate_saved_classifier(cfg: EvalConfig) -> Dict[str, Any]:
     """Evaluate cfg.checkpoint (a .safetensors file, timm weights or an editvit training checkpoint, adapted by the
-    model's checkpoint filter) on cfg.split of cfg.dataset; returns the metrics (written to cfg.output if set)."""
-    cfg.validate()
-    env = D.init_distributed(cfg.device)
-    try:
-        data, num_classes = classification_datasets(cfg, cfg.split)
-        model = create_model(cfg.model, num_classes, cfg.model_kwargs)
-        load_model_weights(model, cfg.checkpoint)
-        model.to(env.device)
-        data_cfg = timm.data.resolve_model_data_config(model)
-        transform = create_eval_transform(input_size(model), data_cfg['mean'], data_cfg['std'],
-                                          crop_ratio=cfg.eval_crop_ratio, interpolation=data_cfg['interpolation'])
-        loader = create_loader(data, transform, ShardSampler(len(data), env.rank, env.world_size), cfg.batch_size,
-                               cfg.num_workers, pin_memory=env.device.type == 'cuda')
-        metrics = {'model': cfg.model, 'checkpoint': str(cfg.checkpoint), 'dataset': cfg.dataset, 'split': cfg.split,
-                   **evaluate(model, loader, env, cfg.amp)}
-        if cfg.output and env.is_main:
-            write_json(Path(cfg.output), metrics)
-        return metrics
-    finally:
-        D.cleanup(env)
+    model's checkpoint filter) on cfg.split of cfg.dataset; returns the metrics (written to cfg.output if set).
+
+    A config loaded with `run` (load_config(overrides={'run': DIR}, cls=EvalConfig)) evaluates the run's final
+    weights exactly as its training evaluated them."""
+    return D.run_distributed(_evaluate, cfg)
+
+
+def _evaluate(cfg: EvalConfig, env: D.DistEnv) -> Dict[str, Any]:
+    data, num_classes = classification_datasets(cfg, cfg.split)
+    model = create_model(cfg.model, num_classes, cfg.model_kwargs)
+    load_model_weights(model, cfg.checkpoint)
+    model.to(env.device)
+    data_cfg = timm.data.resolve_model_data_config(model)
+    transform = create_eval_transform(input_size(model), data_cfg['mean'], data_cfg['std'],
+                                      crop_ratio=cfg.eval_crop_ratio, interpolation=data_cfg['interpolation'])
+    loader = create_loader(data, transform, ShardSampler(len(data), env.rank, env.world_size), cfg.batch_size,
+                           cfg.num_workers, pin_memory=env.device.type == 'cuda')
+    metrics = {'model': cfg.model, 'checkpoint': str(cfg.checkpoint), 'dataset': cfg.dataset, 'split': cfg.split,
+               **evaluate(model, loader, env, cfg.amp), 'threads': torch.get_num_threads(),
+               'load': one_minute_load()}
+    if cfg.output and env.is_main:
+        write_json(Path(cfg.output), metrics)
+    return metrics

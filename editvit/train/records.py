@@ -1,17 +1,31 @@
 """What a run leaves for people to read: a log line per epoch, summary.csv, metrics.json, TensorBoard scalars.
-Only rank 0 writes; every file is replaced atomically."""
+Only rank 0 writes; every file is replaced atomically. JSON is strict: NaN and infinities are written as null."""
+import contextlib
 import csv
 import io
 import json
+import math
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 from ..weights import atomic_write
 from ..errors import ConfigError
 
 
+@contextlib.contextmanager
+def naming(path: Union[str, Path]) -> Iterator[None]:
+    """Give an OSError raised while writing path (ENOSPC from a write or fsync has no file name) path's name."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+
+
 def write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    with naming(path):
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def write_summary(path: Path, history: List[Mapping[str, Any]]) -> Path:
@@ -26,8 +40,24 @@ def write_summary(path: Path, history: List[Mapping[str, Any]]) -> Path:
     return write_text(path, out.getvalue())
 
 
+def json_safe(data: Any) -> Any:
+    """data with every NaN or infinite float replaced by None, so that strict JSON readers accept it."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, Mapping):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    return data
+
+
+def to_json(data: Any) -> str:
+    """Strict JSON text of data (NaN and infinities as null)."""
+    return json.dumps(json_safe(data), indent=2, allow_nan=False)
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    return write_text(path, json.dumps(data, indent=2) + '\n')
+    return write_text(path, to_json(data) + '\n')
 
 
 class RunLog:
@@ -37,6 +67,7 @@ class RunLog:
         self.enabled = enabled
         self.path = output / 'log.txt'
         self.writer: Optional[Any] = None
+        self._said: set = set()
         if enabled and tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -44,17 +75,26 @@ class RunLog:
                 raise ConfigError('tensorboard logging needs the tensorboard package: pip install tensorboard') from e
             self.writer = SummaryWriter(log_dir=str(output / 'tensorboard'))
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, echo: bool = True) -> None:
+        """Append a line to log.txt, and print it unless echo is False."""
         if not self.enabled:
             return
-        print(text, flush=True)
-        with open(self.path, 'a') as f:
+        if echo:
+            print(text, flush=True)
+        with naming(self.path), open(self.path, 'a') as f:
             f.write(text + '\n')
 
-    def scalars(self, values: Dict[str, float], step: int) -> None:
+    def line_once(self, key: str, text: str) -> None:
+        """A line written once per run (a missing optional package, say)."""
+        if key not in self._said:
+            self._said.add(key)
+            self.line(text)
+
+    def scalars(self, values: Dict[str, float], step: int, prefix: str = '') -> None:
+        """TensorBoard scalars at step (an epoch, or with prefix 'update/' an optimiser update)."""
         if self.writer is not None:
             for key, value in values.items():
-                self.writer.add_scalar(key, value, step)
+                self.writer.add_scalar(prefix + key, value, step)
 
     def close(self) -> None:
         if self.writer is not None:

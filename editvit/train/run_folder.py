@@ -9,12 +9,14 @@
   summary, log) is refused unless `overwrite`: then exactly those files are removed first, nothing else.
 - **Resume.** Resuming a folder without a checkpoint says whether the run never started or was killed before
   its first checkpoint (and that the original command with --overwrite starts it again); a finished run is
-  reported as finished and nothing is changed.
+  reported as finished (`RunFinished`) and nothing is changed, unless the resume asks for more epochs than the run
+  was finished with (an extended run).
 - **Up front.** An output that is a file, or a folder that cannot be written, fails before data or model are
   set up.
 """
 import errno
 import fcntl
+import json
 import os
 from pathlib import Path
 from typing import List, Optional, Union
@@ -26,8 +28,12 @@ CHECKPOINT = 'checkpoint-last.pth'
 FINISHED = 'metrics.json'
 # every file a run writes; `overwrite` removes exactly these
 RESULTS = ('config.yaml', CHECKPOINT, 'model.safetensors', 'model_ema.safetensors', FINISHED, 'summary.csv',
-           'log.txt', 'training.png', 'updates.csv')
+           'log.txt', 'training.png', 'updates.csv', 'per_class_iou.md')
 RESULT_FOLDERS = ('tensorboard',)
+
+
+class RunFinished(ConfigError):
+    """A resume of a run that is finished, for as many epochs as asked: nothing to do, nothing changed."""
 
 
 class RunFolder:
@@ -42,8 +48,15 @@ class RunFolder:
         names = [n for n in RESULTS if (self.path / n).exists()]
         return names + [n for n in RESULT_FOLDERS if (self.path / n).is_dir()]
 
-    def is_finished(self) -> bool:
-        return (self.path / FINISHED).is_file()
+    def is_finished(self, epochs: Optional[int] = None) -> bool:
+        """Whether the run finished (its metrics are written), for at least `epochs` epochs if given."""
+        if not (self.path / FINISHED).is_file():
+            return False
+        try:
+            done = json.loads((self.path / FINISHED).read_text()).get('epochs')
+        except (OSError, ValueError, AttributeError):
+            return True  # unreadable metrics: treat the run as finished, so nothing is changed
+        return epochs is None or not isinstance(done, int) or done >= epochs
 
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT).is_file()
@@ -86,10 +99,13 @@ class RunFolder:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def open(self, resume: bool, overwrite: bool = False, command: str = 'editvit train') -> None:
-        """Check the folder for a new or resumed run and take its lock (see the module docstring).
+    def open(self, resume: bool, overwrite: bool = False, command: str = 'editvit train',
+             epochs: Optional[int] = None) -> None:
+        """Check the folder for a new or resumed run (of `epochs` epochs) and take its lock (see the module
+        docstring).
 
         Raises:
+            RunFinished: a resume of a run finished for at least `epochs` epochs; the folder is not changed.
             ConfigError: the folder cannot be used for this run; the message says why and what to do.
         """
         if resume and overwrite:
@@ -99,17 +115,17 @@ class RunFolder:
         self.check_writable()
         self.lock()
         try:
-            self._check(resume, overwrite, command)
+            self._check(resume, overwrite, command, epochs)
         except BaseException:
             self.unlock()
             raise
 
-    def _check(self, resume: bool, overwrite: bool, command: str) -> None:
+    def _check(self, resume: bool, overwrite: bool, command: str, epochs: Optional[int]) -> None:
         for stale in self.stale_files():
             stale.unlink(missing_ok=True)
         if resume:
-            if self.is_finished():
-                raise ConfigError(f'the run in {str(self.path)!r} is finished ({FINISHED} is written); nothing '
+            if self.is_finished(epochs):
+                raise RunFinished(f'the run in {str(self.path)!r} is finished ({FINISHED} is written); nothing '
                                   f'was changed. To train it longer, resume with a larger --epochs')
             if not self.has_checkpoint():
                 started = (self.path / 'config.yaml').is_file()

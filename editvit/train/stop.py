@@ -11,7 +11,12 @@ from typing import Any, Dict, Optional
 
 
 class RunInterrupted(Exception):
-    """The run stopped on a signal after writing a checkpoint; the message says how to resume it."""
+    """The run stopped on a signal after writing a checkpoint; the message says how to resume it. `signum` is the
+    signal's number (the command line exits with 128 + signum, as a shell reports a process ended by it)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGTERM) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
 
 
 class StopRequest:
