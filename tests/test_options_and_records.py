@@ -143,3 +143,15 @@ def test_without_matplotlib_the_run_says_so_once(tmp_path, one_thread, monkeypat
     log = (tmp_path / 'log.txt').read_text()
     assert log.count("training.png is not drawn: matplotlib is missing (pip install 'editvit[plots]')") == 1
     assert not (tmp_path / 'training.png').exists()
+
+
+def test_result_rows_and_analysis_metrics_are_strict_json(tmp_path):
+    import json
+
+    from editvit.experiments.results import append_row, read_rows
+
+    append_row(tmp_path / 'rows.jsonl', {'top1': float('nan'), 'loss': float('inf'), 'n': 3})
+    line = (tmp_path / 'rows.jsonl').read_text()
+    assert json.loads(line, parse_constant=lambda c: pytest.fail(f'{c} in strict JSON')) == {
+        'top1': None, 'loss': None, 'n': 3}
+    assert read_rows(tmp_path / 'rows.jsonl') == [{'top1': None, 'loss': None, 'n': 3}]

@@ -1,10 +1,9 @@
 """metrics.json and metrics.csv: the numbers behind the pictures, one model or two compared."""
 import csv
-import json
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+from ..strict_json import to_json
 from .statistics import HEAD_TESTS, METRIC_NAMES
 
 
@@ -15,17 +14,6 @@ def metrics_document(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     if len(results) > 1:
         doc['compare'] = dict(results[1])
     return doc
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no inf / nan: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def metrics_rows(result: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -55,7 +43,7 @@ def write_metrics(results: Sequence[Dict[str, Any]], output_dir: Path) -> List[P
     """Write output_dir/metrics.json and output_dir/metrics.csv (all models in one table, a `model` column)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = output_dir / 'metrics.json', output_dir / 'metrics.csv'
-    json_path.write_text(json.dumps(_finite(metrics_document(results)), indent=2) + '\n')
+    json_path.write_text(to_json(metrics_document(results)) + '\n')
     rows = [row for result in results for row in metrics_rows(result)]
     columns = ['model', 'layer', 'head', 'num_tokens', 'attention_shared', *METRIC_NAMES, 'max_token', *HEAD_TESTS]
     columns = [c for c in columns if any(c in row for row in rows)]

@@ -104,7 +104,7 @@ def run_evaluation(args: argparse.Namespace, cls: Type, evaluate_fn: Callable[[A
     """Build a `cls` config from --config and the options, evaluate with it and print the metrics as JSON."""
     from ..errors import DataError
     from ..train import ConfigError, load_config
-    from ..train.records import to_json
+    from ..strict_json import to_json
 
     try:
         metrics = evaluate_fn(load_config(args.config, overrides_from(args, cls), cls=cls))

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Union
 
+from ..strict_json import to_json
 from ..weights import atomic_write
 
 PathLike = Union[str, Path]
@@ -14,7 +15,7 @@ def append_row(path: PathLike, row: Mapping[str, Any]) -> None:
     """Append row as one JSON line (written and flushed in one call, so a kill leaves whole lines)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(row, sort_keys=False) + '\n'
+    line = to_json(row, indent=None) + '\n'
     with open(path, 'a') as f:
         f.write(line)
         f.flush()
@@ -39,5 +40,5 @@ def read_rows(path: PathLike) -> List[Dict[str, Any]]:
 
 def write_rows(path: PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
     """Replace the file with rows, one JSON line each, atomically (the old file stays whole if this is killed)."""
-    text = ''.join(json.dumps(row, sort_keys=False) + '\n' for row in rows)
+    text = ''.join(to_json(row, indent=None) + '\n' for row in rows)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))

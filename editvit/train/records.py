@@ -3,11 +3,10 @@ Only rank 0 writes; every file is replaced atomically. JSON is strict: NaN and i
 import contextlib
 import csv
 import io
-import json
-import math
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
+from ..strict_json import to_json
 from ..weights import atomic_write
 from ..errors import ConfigError
 
@@ -38,22 +37,6 @@ def write_summary(path: Path, history: List[Mapping[str, Any]]) -> Path:
     writer.writeheader()
     writer.writerows(history)
     return write_text(path, out.getvalue())
-
-
-def json_safe(data: Any) -> Any:
-    """data with every NaN or infinite float replaced by None, so that strict JSON readers accept it."""
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, Mapping):
-        return {k: json_safe(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [json_safe(v) for v in data]
-    return data
-
-
-def to_json(data: Any) -> str:
-    """Strict JSON text of data (NaN and infinities as null)."""
-    return json.dumps(json_safe(data), indent=2, allow_nan=False)
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
