@@ -1,9 +1,11 @@
-"""Training images per second of four data pipelines feeding the same model, measured side by side in one run.
+"""Training images per second of five ways to train the same model, measured side by side in one run.
 
     (a) pil     editvit's PIL path: ImageFolder data set, per-image transforms, DataLoader with --workers workers
     (b) tensor  editvit's tensor path: the set decoded once into uint8, whole batches augmented with kornia
     (c) timm    timm's own train.py (benchmarks/peers/timm_train.py) as a subprocess on the same folder and options
     (d) limit   a plain loop on the pre-decoded uint8 tensor with the cheapest batched crop and flip, no DataLoader
+    (e) editvit `editvit train` itself as a subprocess on the same folder and options (the tensor path, the run loop
+                with its checkpoints, logs and evaluation; its engine's training images/s of the last epoch)
 
 (a), (b) and (d) run the same minimal loop (forward, label-smoothed cross-entropy, backward, clip, LAMB step), so
 they differ only in how batches are made; (c) is timm's full loop. All use the configs/cifar10_cpu.yaml EDIT (96
@@ -16,6 +18,7 @@ the pair, the tensor path and the limit alternate batch by batch, so their ratio
     OMP_NUM_THREADS=1 python benchmarks/train_speed.py --data-dir ~/data/cifar10 --threads 1 --rounds 2
 """
 import argparse
+import csv
 import json
 import os
 import re
@@ -40,7 +43,9 @@ from editvit.models.factory import create_model  # noqa: E402
 MODEL = 'edit_tiny_patch16_224'
 MODEL_KWARGS = dict(img_size=32, patch_size=4, embed_dim=96, depth=6, num_heads=3)
 TIMM_TRAIN = Path(__file__).resolve().parent / 'peers' / 'timm_train.py'
-CONTENDERS = ('pil', 'tensor', 'timm', 'limit')
+CONTENDERS = ('pil', 'tensor', 'timm', 'limit', 'editvit')
+LABELS = dict(pil='(a) PIL loop', tensor='(b) tensor loop', timm='(c) timm train.py', limit='(d) limit',
+              editvit='(e) editvit train')
 
 
 def make_subset(source: Path, dest: Path, per_class: int, val_per_class: int) -> Path:
@@ -130,6 +135,24 @@ def run_timm(root: Path, out: Path, threads: int, workers: int, batch_size: int,
     return float([r for e, r in rates if int(e) == last][-1])
 
 
+def run_editvit(root: Path, out: Path, threads: int, batch_size: int, epochs: int) -> float:
+    """`editvit train`'s training images/s over its last epoch (summary.csv's images_per_sec)."""
+    kwargs = [f'{k}={v}' for k, v in MODEL_KWARGS.items()]
+    argv = ['-m', 'editvit', 'train', '--model', MODEL, '--model-kwargs', *kwargs, '--dataset', 'imagefolder',
+            '--data-dir', str(root), '--num-classes', '10', '--batch-size', str(batch_size), '--optimizer', 'lamb',
+            '--lr', '2e-3', '--lr-base-batch', str(batch_size), '--weight-decay', '0.05', '--epochs', str(epochs),
+            '--warmup-epochs', '0', '--smoothing', '0.1', '--drop-path', '0.05', '--clip-grad', '1.0', '--crop', 'rrc',
+            '--three-augment', '--color-jitter', '0.3', '--hflip', '0.5', '--mixup', '0', '--cutmix', '0',
+            '--data-path', 'tensor', '--num-workers', '1', '--device', 'cpu', '--threads', str(threads),
+            '--checkpoint-every', '0', '--no-progress', '--seed', '0', '--output', str(out), '--overwrite']
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    proc = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f'editvit train failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}')
+    rows = list(csv.DictReader(open(out / 'summary.csv')))
+    return float(rows[-1]['images_per_sec'])
+
+
 def cpu_line() -> str:
     model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name')),
                  'unknown CPU')
@@ -176,7 +199,7 @@ def main() -> None:
 
     # the PIL path and timm run alone (their loader workers would make batches ahead while another contender
     # trains); the tensor path and the limit, both single-process, take turns batch by batch
-    slots = [[n] for n in args.only if n in ('pil', 'timm')]
+    slots = [[n] for n in args.only if n in ('pil', 'timm', 'editvit')]
     paired = [n for n in args.only if n in ('tensor', 'limit')]
     slots = slots[:1] + ([paired] if paired else []) + slots[1:]
     results = {name: [] for name in args.only}
@@ -185,6 +208,8 @@ def main() -> None:
             load = os.getloadavg()[0]
             if slot == ['timm']:
                 rates = {'timm': run_timm(root, work / 'timm_out', args.threads, args.workers, args.batch_size, 2)}
+            elif slot == ['editvit']:
+                rates = {'editvit': run_editvit(root, work / 'editvit_out', args.threads, args.batch_size, 2)}
             else:
                 rates = train_epochs({n: batches(n, r) for n in slot}, steps)
             for name, rate in rates.items():
@@ -199,11 +224,11 @@ def main() -> None:
     for k, v in mean_rate.items():
         print(f'| {k} | {v:.1f} | {", ".join(f"{x:.1f}" for x in results[k])} |')
     ratios = {}
-    for a, b in (('tensor', 'timm'), ('tensor', 'limit'), ('tensor', 'pil'), ('pil', 'timm')):
+    for a, b in (('editvit', 'timm'), ('editvit', 'limit'), ('tensor', 'timm'), ('tensor', 'limit'), ('tensor', 'pil'),
+                 ('pil', 'timm')):
         if a in mean_rate and b in mean_rate:
             ratios[f'{a}/{b}'] = mean_rate[a] / mean_rate[b]
-            print(f'editvit-{a}/{b}: {ratios[f"{a}/{b}"]:.2f}x' if a != 'pil' else f'editvit-pil/{b}: '
-                  f'{ratios[f"{a}/{b}"]:.2f}x')
+            print(f'{LABELS[a]} / {LABELS[b]}: {ratios[f"{a}/{b}"]:.2f}x')
     if args.json:
         Path(args.json).write_text(json.dumps({'cpu': cpu_line(), 'threads': args.threads, 'workers': args.workers,
                                                'load': os.getloadavg()[0], 'rounds': results, 'ratios': ratios},
