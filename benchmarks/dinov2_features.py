@@ -126,6 +126,18 @@ def fill(path: Path, shape: Tuple[int, ...], files, model, mode: str, img_size: 
     """Compute the rows of one cache file that are not done yet."""
     done_file = path.with_suffix('.done')
     done = int(done_file.read_text()) if done_file.exists() else 0
+    if path.exists() and np.load(path, mmap_mode='r').shape != shape:
+        # a larger subset: its first rows are the smaller subset's images (balanced_files), so they are kept
+        old = np.load(path, mmap_mode='r')
+        if old.shape[1:] != shape[1:]:
+            sys.exit(f'error: {path} holds tokens of shape {old.shape[1:]}, not {shape[1:]}: use another --cache')
+        grown = np.lib.format.open_memmap(path.with_suffix('.tmp.npy'), mode='w+', dtype=np.float16, shape=shape)
+        done = min(done, shape[0])
+        grown[:done] = old[:done]
+        grown.flush()
+        del grown, old
+        path.with_suffix('.tmp.npy').replace(path)
+        done_file.write_text(str(done))
     if done >= shape[0]:
         return
     mm = np.lib.format.open_memmap(path, mode='r+' if path.exists() else 'w+', dtype=np.float16, shape=shape)

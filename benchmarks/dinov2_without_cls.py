@@ -169,6 +169,33 @@ def plot_only(args) -> None:
     plot()
 
 
+def table(args) -> None:
+    """Markdown tables of the committed rows: per layer, usual vs [CLS]-free ('drop'; 'mask' is the same)."""
+    rows = read_rows()
+    for images in sorted({r['images'] for r in rows if r.get('kind') == 'attention'}):
+        by = {(r['mode'], r['layer']): r for r in rows if r.get('kind') == 'attention' and r['images'] == images}
+        first = by['usual', 1]
+        print(f"\n{images}: {first['num_images']} images at {first['img_size']} px; chance that a patch is "
+              f"background: {first['background_fraction']:.2f}\n")
+        print('| layer | [CLS] share | max-token ratio usual | sink on [CLS] | ratio w/o [CLS] | top-patch share '
+              'usual / w/o | top patch in background w/o | same top patch in all modes | entropy usual / w/o '
+              '| median norm usual / w/o | max/median w/o |')
+        print('|' + '---|' * 11)
+        for layer in range(1, 13):
+            u, d = by['usual', layer], by['drop', layer]
+            print(f"| {layer} | {u['cls_share']:.3f} | {u['max_token_ratio']:.1f} | {u['sink_is_cls_fraction']:.2f} "
+                  f"| {d['max_token_ratio']:.1f} | {u['top_patch_share']:.3f} / {d['top_patch_share']:.3f} "
+                  f"| {d['top_patch_background']:.2f} | {d['top_patch_same_all_modes']:.2f} "
+                  f"| {u['entropy']:.2f} / {d['entropy']:.2f} | {u['norm_median']:.1f} / {d['norm_median']:.1f} "
+                  f"| {d['norm_max_over_median']:.2f} |")
+    knn_rows = [r for r in rows if r.get('kind') == 'knn']
+    if knn_rows:
+        print('\n| features | train / test images | px | k-NN top-1 | load |\n|---|---|---|---|---|')
+        for r in knn_rows:
+            print(f"| {r['features']} | {r['train_images']} / {r['test_images']} | {r['img_size']} "
+                  f"| {100 * r['top1']:.2f} | {r['machine']['loadavg'][0]} |")
+
+
 def knn_top1(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor,
              k: int = 20, temperature: float = 0.07, num_classes: int = 10) -> float:
     """DINO's weighted k-NN (Caron et al. 2021): cosine similarity, the k nearest vote with weight exp(s / T)."""
@@ -285,8 +312,9 @@ def main(argv=None) -> None:
     e.add_argument('--cifar10', default=default_cifar10())
     e.add_argument('--img-size', type=int, default=224)
     sub.add_parser('plot', help='redraw the figure from the committed rows')
+    sub.add_parser('table', help='print the committed rows as markdown tables')
     args = p.parse_args(argv)
-    {'attention': attention, 'knn': knn, 'equivalence': equivalence, 'plot': plot_only}[args.command](args)
+    {'attention': attention, 'knn': knn, 'equivalence': equivalence, 'plot': plot_only, 'table': table}[args.command](args)
 
 
 if __name__ == '__main__':
