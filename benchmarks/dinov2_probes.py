@@ -3,6 +3,7 @@ benchmarks/dinov2_features.py.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dinov2_probes.py \
         --weights DIR/dinov2_vits14_imgfocus.safetensors --cache /work/cache/dinov2_cifar10_112 --seeds 0 1 2
+    python benchmarks/dinov2_probes.py --table     # the committed rows, mean +- std over seeds
 
 Probes (every one ends in a linear classifier; the encoder is never trained):
     linear_cls        linear on DINOv2's final normed [CLS] (the usual run)
@@ -15,6 +16,8 @@ Probes (every one ends in a linear classifier; the encoder is never trained):
                       over the outputs of all 12 blocks of the [CLS]-free encoder: c_0 = DINOv2's [CLS] token,
                       c_i = decoder(c_(i-1), block_i output), then EDIT's final norm (DINOv2's, as `vit_to_edit`
                       converts it) and a fresh linear head; decoder, c_0, norm and head are trained
+    edit_decoder_last the same decoder, c_0, norm and head, applied once, to the last block's output only: the control
+                      that separates reading every layer from the decoder's form (seeded query, attends to itself)
 The two attention heads and the decoder each have about 2 D^2 weights in their attention (W_k, W_v).
 Training, the same for every probe: AdamW (lr 1e-3, weight decay 0.05, betas 0.9/0.999), batch 256, EPOCHS epochs,
 one warm-up epoch then cosine decay to 0, cross-entropy, no augmentation (tokens are cached); the test top-1 after
@@ -40,7 +43,8 @@ from editvit.models.convert import vit_to_edit  # noqa: E402
 from editvit.models.edit import EditVisionTransformer  # noqa: E402
 
 RESULTS = Path(__file__).parent / 'results' / 'dinov2_probes.jsonl'
-PROBES = ('linear_cls', 'linear_avg', 'linear_avg_nocls', 'attnpool_usual', 'attnpool_nocls', 'edit_decoder')
+PROBES = ('linear_cls', 'linear_avg', 'linear_avg_nocls', 'attnpool_usual', 'attnpool_nocls', 'edit_decoder',
+          'edit_decoder_last')
 NUM_CLASSES = 10
 
 
@@ -58,9 +62,12 @@ class AttentionPool(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        # one query, so W_k and W_v fold onto it as in EDIT's ClassDecoder (same function, O(N D) not O(N D^2)):
+        # q . (W_k x_j + b_k) = (W_k^T q) . x_j + const,   sum_j a_j (W_v x_j + b_v) = W_v (sum_j a_j x_j) + b_v
         x = self.norm_in(tokens)  # (B, N, D)
-        scores = self.k(x) @ self.query / math.sqrt(x.shape[-1])  # (B, N)
-        pooled = (scores.softmax(-1).unsqueeze(1) @ self.v(x)).squeeze(1)  # (B, D)
+        q_k = self.k.weight.T @ self.query  # (D,)
+        attn = (x @ q_k / math.sqrt(x.shape[-1])).softmax(-1)  # (B, N)
+        pooled = self.v((attn.unsqueeze(1) @ x).squeeze(1))  # (B, D)
         return self.head(self.norm(pooled))  # (B, C)
 
 
@@ -100,6 +107,8 @@ def inputs(cache: Path, split: str, probe: str, final_norm: nn.Module) -> torch.
     drop = np.load(cache / f'{split}_drop_layers.npy', mmap_mode='r')  # (n, L, N, D)
     if probe == 'edit_decoder':
         return torch.from_numpy(np.array(drop))
+    if probe == 'edit_decoder_last':
+        return torch.from_numpy(np.array(drop[:, -1:]))  # (n, 1, N, D)
     with torch.no_grad():  # the [CLS]-free encoder's final normed patch tokens
         last = torch.cat([final_norm(torch.from_numpy(drop[i:i + 500, -1].astype(np.float32)))
                           for i in range(0, len(drop), 500)]).half()  # (n, N, D)
@@ -147,14 +156,35 @@ def train_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_test: torc
     return correct / len(x_test), float(np.mean(losses)), seconds
 
 
+def table() -> None:
+    """The committed rows as a markdown table: top-1 mean +- std over seeds (sample std, n-1)."""
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines()]
+    groups: Dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r['probe'], r['train_images'], r['test_images'], r['img_size'], r['epochs']), []).append(r)
+    print('| probe | train / test images | px | epochs | seeds | top-1 (%) | trainable params | s per seed | load |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for (probe, n_train, n_test, size, epochs), rs in groups.items():
+        top1 = 100 * np.array([r['top1'] for r in rs])
+        std = top1.std(ddof=1) if len(rs) > 1 else float('nan')
+        print(f"| {probe} | {n_train} / {n_test} | {size} | {epochs} | {len(rs)} | {top1.mean():.2f} +- {std:.2f} "
+              f"| {rs[0]['trainable_params']:,} | {np.mean([r['train_seconds'] for r in rs]):.0f} "
+              f"| {rs[0]['machine']['loadavg'][0]} |")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--weights', default=default_weights())
-    p.add_argument('--cache', required=True, help='folder written by benchmarks/dinov2_features.py')
+    p.add_argument('--cache', help='folder written by benchmarks/dinov2_features.py')
     p.add_argument('--probes', nargs='+', default=PROBES, choices=PROBES)
     p.add_argument('--seeds', nargs='+', type=int, default=(0, 1, 2))
     p.add_argument('--epochs', type=int, default=20)
+    p.add_argument('--table', action='store_true', help='print the committed rows as a table and stop')
     a = p.parse_args(argv)
+    if a.table:
+        return table()
+    if a.cache is None:
+        sys.exit('error: pass --cache DIR, the folder written by benchmarks/dinov2_features.py')
     torch.set_num_threads(1)
     cache = Path(a.cache)
     for split in ('train', 'test'):

@@ -4,6 +4,9 @@ happens to the token norms, and whether the patch features get better or worse.
     # attention and norms per layer, on the four scikit-image photos and CIFAR-10 test images upsampled to 224
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dinov2_without_cls.py attention \
         --weights DIR/dinov2_vits14_imgfocus.safetensors --cifar10 DATA/cifar10 --per-class 2
+    # the same k-NN computed afresh at 112 and 224 px on a small subset
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dinov2_without_cls.py resolution \
+        --weights DIR/dinov2_vits14_imgfocus.safetensors --cifar10 DATA/cifar10 --train 500 --test 200
     # 'mask' and 'drop' give the same patch tokens (measured)
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dinov2_without_cls.py equivalence \
         --weights DIR/dinov2_vits14_imgfocus.safetensors --cifar10 DATA/cifar10
@@ -249,6 +252,44 @@ def knn(args) -> None:
         print(f'{name:10s} train {n_train} test {n_test}: k-NN top-1 {100 * top1:.2f}%')
 
 
+def resolution(args) -> None:
+    """k-NN of the three feature kinds computed afresh (bf16 autocast, as cached) at each --sizes, on the first
+    --train / --test images of the same balanced lists as the cache: does the 112 px result hold at 224 px?"""
+    torch.set_num_threads(1)
+    state_dict = load_state_dict(args.weights)
+    per_class = max(args.train, args.test) // 10
+    train = balanced_files(args.cifar10, 'train', per_class)[:args.train]
+    test = balanced_files(args.cifar10, 'test', per_class)[:args.test]
+    done = {(r['img_size'], r['features']) for r in read_rows()
+            if r.get('kind') == 'knn_resolution' and (r['train_images'], r['test_images']) == (args.train, args.test)}
+    for size in args.sizes:
+        if all((size, name) in done for name in ('usual_cls', 'usual_avg', 'drop_avg')):
+            continue
+        model = dinov2_small(state_dict, size)
+        feats = {}
+        for split, files in (('train', train), ('test', test)):
+            parts = {'usual_cls': [], 'usual_avg': [], 'drop_avg': []}
+            for i in range(0, len(files), 50):
+                x = load_batch(files[i:i + 50], size)
+                with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16):
+                    usual = model.forward_features(x).float()  # (b, 1+N, D), normed
+                    with cls_removed(model, 'drop'):
+                        drop = model.forward_features(x).float()  # (b, N, D), normed
+                parts['usual_cls'].append(usual[:, 0])
+                parts['usual_avg'].append(usual[:, 1:].mean(1))
+                parts['drop_avg'].append(drop.mean(1))
+            feats[split] = {k: torch.cat(v) for k, v in parts.items()}
+        ytr = torch.tensor([label for _, label in train])
+        yte = torch.tensor([label for _, label in test])
+        for name in ('usual_cls', 'usual_avg', 'drop_avg'):
+            top1 = knn_top1(feats['train'][name], ytr, feats['test'][name], yte)
+            append_rows([{'kind': 'knn_resolution', 'features': name, 'img_size': size, 'train_images': len(train),
+                          'test_images': len(test), 'k': 20, 'temperature': 0.07, 'top1': top1,
+                          'machine': machine()}])
+            print(f'{size} px {name:10s} train {len(train)} test {len(test)}: k-NN top-1 {100 * top1:.2f}%',
+                  flush=True)
+
+
 def equivalence(args) -> None:
     """'mask' and 'drop' give the same patch tokens: [CLS] reaches the patches only as a key, and masking that key
     leaves every patch row's softmax over the patches alone, as dropping the token does. Measured, fp32."""
@@ -311,10 +352,16 @@ def main(argv=None) -> None:
     e.add_argument('--weights', default=default_weights())
     e.add_argument('--cifar10', default=default_cifar10())
     e.add_argument('--img-size', type=int, default=224)
+    r = sub.add_parser('resolution', help='k-NN at several resolutions on a small subset, computed afresh')
+    r.add_argument('--weights', default=default_weights())
+    r.add_argument('--cifar10', default=default_cifar10())
+    r.add_argument('--sizes', type=int, nargs='+', default=(112, 224))
+    r.add_argument('--train', type=int, default=500)
+    r.add_argument('--test', type=int, default=200)
     sub.add_parser('plot', help='redraw the figure from the committed rows')
     sub.add_parser('table', help='print the committed rows as markdown tables')
     args = p.parse_args(argv)
-    {'attention': attention, 'knn': knn, 'equivalence': equivalence, 'plot': plot_only, 'table': table}[args.command](args)
+    {'attention': attention, 'knn': knn, 'equivalence': equivalence, 'resolution': resolution, 'plot': plot_only, 'table': table}[args.command](args)
 
 
 if __name__ == '__main__':
