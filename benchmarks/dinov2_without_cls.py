@@ -191,11 +191,13 @@ def table(args) -> None:
                   f"| {d['top_patch_background']:.2f} | {d['top_patch_same_all_modes']:.2f} "
                   f"| {u['entropy']:.2f} / {d['entropy']:.2f} | {u['norm_median']:.1f} / {d['norm_median']:.1f} "
                   f"| {d['norm_max_over_median']:.2f} |")
-    knn_rows = [r for r in rows if r.get('kind') == 'knn']
+    knn_rows = [r for r in rows if r.get('kind') in ('knn', 'knn_resolution')]
     if knn_rows:
-        print('\n| features | train / test images | px | k-NN top-1 | load |\n|---|---|---|---|---|')
+        print('\n| features | train / test images | px | features from | k-NN top-1 (%) | load |\n'
+              '|---|---|---|---|---|---|')
         for r in knn_rows:
-            print(f"| {r['features']} | {r['train_images']} / {r['test_images']} | {r['img_size']} "
+            source = 'cache' if r['kind'] == 'knn' else 'computed afresh'
+            print(f"| {r['features']} | {r['train_images']} / {r['test_images']} | {r['img_size']} | {source} "
                   f"| {100 * r['top1']:.2f} | {r['machine']['loadavg'][0]} |")
 
 
