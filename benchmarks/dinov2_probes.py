@@ -39,8 +39,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dinov2_features import default_weights, load_state_dict, machine  # noqa: E402
-from editvit.models.convert import vit_to_edit  # noqa: E402
-from editvit.models.edit import EditVisionTransformer  # noqa: E402
+from editvit import EditVisionTransformer, vit_to_edit  # noqa: E402
 
 RESULTS = Path(__file__).parent / 'results' / 'dinov2_probes.jsonl'
 PROBES = ('linear_cls', 'linear_avg', 'linear_avg_nocls', 'attnpool_usual', 'attnpool_nocls', 'edit_decoder',

@@ -363,7 +363,9 @@ def main(argv=None) -> None:
     sub.add_parser('plot', help='redraw the figure from the committed rows')
     sub.add_parser('table', help='print the committed rows as markdown tables')
     args = p.parse_args(argv)
-    {'attention': attention, 'knn': knn, 'equivalence': equivalence, 'resolution': resolution, 'plot': plot_only, 'table': table}[args.command](args)
+    commands = {'attention': attention, 'knn': knn, 'equivalence': equivalence, 'resolution': resolution,
+                'plot': plot_only, 'table': table}
+    commands[args.command](args)
 
 
 if __name__ == '__main__':
