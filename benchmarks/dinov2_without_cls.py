@@ -239,6 +239,8 @@ def knn(args) -> None:
                 out.append(model.norm(last).mean(1))  # (b, D)
         return torch.cat(out)
 
+    if not (cache / 'train_labels.npy').exists():
+        sys.exit(f'error: no token cache in {cache}: run benchmarks/dinov2_features.py --cache {cache} first')
     n_train, n_test = len(np.load(cache / 'train_labels.npy')), len(np.load(cache / 'test_labels.npy'))
     ytr = torch.from_numpy(np.load(cache / 'train_labels.npy'))
     yte = torch.from_numpy(np.load(cache / 'test_labels.npy'))
