@@ -13,7 +13,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from editvit.cli import main
-from editvit.search import PSViTSearchSpace, evaluate_member, evolutionary_search, train_supernet
+from editvit.search import Arch, PSViTSearchSpace, SampledSubnets, evaluate_member, evolutionary_search
+from editvit.search import sample_within_budget
 
 SPACE = PSViTSearchSpace(token_choices=((16, 9), (4, 1)), depths=(2, 3), img_size=16, patch_size=4, embed_dim=16,
                          num_heads=2, num_classes=3)
@@ -64,14 +65,18 @@ def test_search_finds_the_best_member_within_the_budget():
         evolutionary_search(SPACE, score, SPACE.macs(SPACE.cheapest()) - 1)
 
 
-def test_supernet_trains_through_sampled_members_and_scores_them():
+def test_the_supernet_trains_through_members_drawn_from_seed_and_step_and_scores_them():
+    model = SampledSubnets(SPACE.build_supernet(), SPACE, budget_macs=None, seed=3)
+    drawn = []
+    model.supernet.forward_subnet = lambda images, tokens, shared: drawn.append(Arch(tokens, shared)) or images
+    for _ in range(6):
+        model(torch.randn(2, 3, 16, 16))
+    assert int(model.state_dict()['steps']) == 6  # saved with the weights in every checkpoint
+    expected = [sample_within_budget(SPACE, random.Random(3 * 1_000_003 + step), None) for step in range(6)]
+    assert drawn == expected and len(set(drawn)) > 1
     supernet = SPACE.build_supernet()
     images, labels = torch.randn(8, 3, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    loader = [(images, labels, 0)] * 3
-    before = [p.detach().clone() for p in supernet.parameters()]
-    loss = train_supernet(supernet, SPACE, loader, epochs=1, lr=1e-2, progress=False)
-    assert loss > 0 and any(not torch.equal(a, b) for a, b in zip(before, supernet.parameters()))
-    top1 = evaluate_member(supernet, SPACE.cheapest(), loader)
+    top1 = evaluate_member(supernet, SPACE.cheapest(), [(images, labels, 0)] * 3)
     logits = supernet.forward_subnet(images, SPACE.cheapest().num_tokens, SPACE.cheapest().share_attention)
     assert top1 == pytest.approx(100 * (logits.argmax(1) == labels).float().mean().item())
 
@@ -87,7 +92,8 @@ def test_search_command_writes_a_run_folder_and_refuses_to_replace_it(tmp_path, 
     result = json.loads((out / 'search.json').read_text())
     assert result['best']['macs'] <= 200_000 and result['space_size'] == 16
     assert result['threads'] == 1 and result['load'] >= 0
-    assert result['search'] == {'population': 3, 'generations': 1, 'parents': 2, 'val_batches': 1}
+    assert result['search'] == {'population': 3, 'generations': 1, 'parents': 2, 'val_batches': 1,
+                                'supernet_updates': 10}
     assert 'best: tokens' in capsys.readouterr().out
     for name in ('config.yaml', 'checkpoint-last.pth', 'summary.csv', 'model.safetensors', 'metrics.json'):
         assert (out / name).is_file(), name
@@ -117,7 +123,10 @@ def test_a_finished_search_is_kept_or_searched_again_with_other_evolution_option
     assert again['search']['population'] == 5 and len(again['history']) > len(first['history'])
     assert again['history'][0] == first['history'][0]  # the same supernet and seed: the same first member's score
     assert (out / 'model.safetensors').read_bytes() == weights  # the supernet was not trained again
-    assert main(['search', *ARGS, '--epochs', '1', '--output', str(out), '--resume', '--lr', '0.01']) == 2
+    assert main(['search', *ARGS, '--epochs', '2', '--output', str(out), '--resume', '--population', '5']) == 0
+    extended = json.loads((out / 'search.json').read_text())  # trained one more epoch, then searched again
+    assert extended['search']['supernet_updates'] == 16 and (out / 'model.safetensors').read_bytes() != weights
+    assert main(['search', *ARGS, '--epochs', '2', '--output', str(out), '--resume', '--lr', '0.01']) == 2
     assert 'different set-up' in capsys.readouterr().err
 
 
@@ -147,7 +156,7 @@ def _kill_after_checkpoint(cmd, ckpt, min_updates):
 def test_a_search_killed_and_resumed_trains_the_same_supernet_and_finds_the_same_member(tmp_path):
     from safetensors.torch import load_file
     run_args = [*ARGS, '--batch-size', '8', '--epochs', '4', '--max-steps', '100', '--checkpoint-every', '2',
-                '--embed-dim', '32', '--budget-mmacs', '0.5']  # 32 updates an epoch; max_steps ends the run within the fourth
+                '--embed-dim', '32', '--budget-mmacs', '0.5']  # 32 updates an epoch; 100 steps end the fourth early
     reference = tmp_path / 'reference'
     assert main(['search', *run_args, '--output', str(reference)]) == 0
 

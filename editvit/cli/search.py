@@ -1,6 +1,7 @@
 """`editvit search`: PSViT's search for token numbers and attention sharing under a MACs budget (thin over
 `editvit.search.run_search`)."""
 import argparse
+import os
 from typing import Tuple
 
 from . import UsageError
@@ -84,5 +85,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from e
     print(f'best: tokens {list(result.best.num_tokens)}, sharing layers '
           f'{[i for i, s in enumerate(result.best.share_attention) if s]}, top-1 {result.score:.2f}% on the held-out '
-          f'split, {result.macs / 1e6:.2f} MMACs ({len(result.history)} members scored); written to {args.output}/search.json')
+          f'split, {result.macs / 1e6:.2f} MMACs ({len(result.history)} members scored); written to '
+          f'{os.path.join(args.output, "search.json")}')
     return 0

@@ -13,7 +13,8 @@ behind `editvit search`).
     DIR/search.json   the space, the best member, every member scored, and the evolution's options
 
 A resume continues the training and then searches; a resume of a finished search returns its result, or searches the
-trained supernet again if the evolution's options (population, generations, parents, val_batches) changed.
+trained supernet again if the evolution's options (population, generations, parents, val_batches) changed or the run
+was extended (a larger epochs).
 """
 import dataclasses
 import json
@@ -116,8 +117,8 @@ def run_search(
 
 
 # the smallest valid value of each option of `run_search` (None: the option's default, always valid; lr: above 0)
-_RANGES = dict(checkpoint_every=0, epochs=1, batch_size=1, val_split_per_class=0, val_batches=1, population=1, generations=0, parents=1,
-               num_workers=0, max_steps=1, synthetic_samples=1, threads=1)
+_RANGES = dict(epochs=1, batch_size=1, val_split_per_class=0, val_batches=1, population=1, generations=0, parents=1,
+               num_workers=0, max_steps=1, synthetic_samples=1, threads=1, checkpoint_every=0)
 
 
 def _check_options(**values: Any) -> None:
@@ -137,7 +138,7 @@ def _check_output(path: Path) -> None:
 
 def _train_and_search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: Dict[str, Any]) -> SearchResult:
     """Train the supernet in cfg.output (or find it trained), then search it unless its search.json already holds
-    a search with these evolution options."""
+    a search of this supernet (as many updates: an extended run is searched again) with these evolution options."""
     previous = torch.get_num_threads()
     try:
         metrics = D.run_distributed(lambda cfg, env: run_task(SupernetTask(cfg), env), cfg)
@@ -147,12 +148,13 @@ def _train_and_search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: D
         folder.lock()
         try:
             done = _read_result(out / RESULT, space)
-            if cfg.resume and done is not None and done[1] == evolution:
+            if cfg.resume and done is not None and done[1] == {**evolution, 'supernet_updates': metrics['updates']}:
                 print(f'the search in {str(out)!r} is finished ({RESULT} is written); nothing was changed', flush=True)
                 return done[0]
             result = _search(cfg, space, evolution, out)
             write_json(out / RESULT, {**result_to_dict(result, space, cfg.budget_macs, metrics['train_loss']),
-                                      'search': evolution, 'threads': used, 'load': one_minute_load()})
+                                      'search': {**evolution, 'supernet_updates': metrics['updates']},
+                                      'threads': used, 'load': one_minute_load()})
         finally:
             folder.unlock()
     finally:
@@ -177,7 +179,8 @@ def _search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: Dict[str, A
 
 
 def _read_result(path: Path, space: PSViTSearchSpace):
-    """The result in a search.json and the evolution options it was searched with; None if there is none."""
+    """The result in a search.json and what it was searched with (evolution options, supernet updates); None if
+    there is none."""
     if not path.is_file():
         return None
     data = json.loads(path.read_text())

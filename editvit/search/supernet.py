@@ -5,10 +5,10 @@ with `PSViT.forward_subnet`: pooling has no weights, and a layer asked to share 
 the value third of its own qkv weights. After training, a member's validation accuracy with the inherited weights
 is its score for the search.
 
-The steps are the training engine's (`editvit.train.engine.train_one_epoch`: the non-finite loss check, the loss
-summed over images, the progress bar), with AdamW, a per-epoch cosine schedule and label smoothing; the data side is
-the engine's too (`editvit.data`). `SupernetTask` is that training as a task of the run loop (`editvit.train.loop`):
-the run folder, checkpoints, exact resume and clean stops of every training run; `train_supernet` trains in memory.
+`SupernetTask` is that training as a task of the run loop (`editvit.train.loop`): the run folder, checkpoints, exact
+resume and clean stops of every training run, the engine's steps (the non-finite loss check, the loss summed over
+images, the progress bar) and data side (`editvit.data`), with AdamW, a per-epoch cosine schedule and label
+smoothing.
 
 The member of each training step is drawn from (seed, step), the step being a buffer of `SampledSubnets`: it is saved
 with the weights in every checkpoint, so a resumed run draws the members an uninterrupted one draws.
@@ -27,7 +27,6 @@ from timm.utils import accuracy
 from ..data import create_dataset, create_loader, create_train_sampler, create_train_transform
 from ..models.psvit import PSViT
 from ..train.distributed import DistEnv
-from ..train.engine import EpochState, train_one_epoch
 from ..train.loop import Task
 from .config import SupernetConfig
 from .space import Arch, PSViTSearchSpace
@@ -131,55 +130,6 @@ class SupernetTask(Task):
 
     def final_metrics(self, model: nn.Module, env: DistEnv, history: List[Dict[str, Any]]) -> Dict[str, Any]:
         return {'space_size': self.space.size, 'budget_macs': self.cfg.budget_macs}
-
-
-def train_supernet(
-        supernet: PSViT,
-        space: PSViTSearchSpace,
-        loader: Iterable[Tuple[torch.Tensor, torch.Tensor, int]],
-        epochs: int = 1,
-        lr: float = 1e-3,
-        weight_decay: float = 0.05,
-        smoothing: float = 0.1,
-        budget_macs: Optional[int] = None,
-        seed: int = 0,
-        max_steps: Optional[int] = None,
-        progress: bool = True,
-) -> float:
-    """Train the supernet with one uniformly sampled member per step; returns the mean loss of the last epoch.
-
-    Args:
-        supernet: `space.build_supernet()`.
-        space: The search space.
-        loader: Yields (images, labels, dropped) batches (`editvit.data.create_loader`); has a length.
-        epochs: Passes over the loader.
-        lr: Peak AdamW learning rate (cosine schedule after one warm-up epoch when epochs > 1, else constant).
-        weight_decay: AdamW weight decay.
-        smoothing: Label smoothing.
-        budget_macs: Sample only members within this budget (None: all).
-        seed: Seed of the member sampling.
-        max_steps: Stop after this many steps in total (None: run every epoch).
-        progress: Show a progress bar and a line per epoch.
-    """
-    model = SampledSubnets(supernet, space, budget_macs, seed)
-    optimizer = torch.optim.AdamW(supernet.parameters(), lr=lr, weight_decay=weight_decay)
-    # per-epoch cosine decay after one warm-up epoch; stepped per epoch, so `step_update` leaves it alone
-    scheduler = CosineLRScheduler(optimizer, t_initial=epochs, warmup_t=1 if epochs > 1 else 0,
-                                  warmup_lr_init=lr / 10)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=smoothing)
-    state, env, stats = EpochState(), DistEnv(), {'train_loss': float('nan')}
-    steps = len(loader) if max_steps is None else min(len(loader), max_steps)
-    while state.epoch < epochs and steps > 0:
-        stats = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, state, env, updates_per_epoch=steps,
-                                accum_steps=1, progress=progress)
-        if progress:
-            print(f'supernet epoch {state.epoch}: loss {stats["train_loss"]:.4f}, {stats["images_per_sec"]:.0f} '
-                  f'images/s, {state.updates} steps', flush=True)
-        if max_steps is not None:
-            steps = min(steps, max_steps - state.updates)
-        scheduler.step(state.epoch + 1)
-        state = EpochState(state.epoch + 1, 0, state.updates)
-    return stats['train_loss']
 
 
 @torch.no_grad()

@@ -16,7 +16,8 @@ TensorBoard, and the final weights and metrics. A task supplies, through its hoo
 The task's config (`task.cfg`) carries the run fields every command has: output, resume, overwrite, seed, epochs,
 batch_size, global_batch_size, amp, clip_grad, compile, checkpoint_every, tensorboard, progress, threads, model and
 dataset; a config with a `max_steps` other than None ends the run after that many updates, within an epoch if need
-be (that epoch's row and checkpoint are written as at an epoch's end). A run folder (checked and locked by `RunFolder`; docs/guarantees.md says what is promised):
+be (that epoch's row and checkpoint are written as at an epoch's end). A run folder (checked and locked by
+`RunFolder`; docs/guarantees.md says what is promised):
 
     DIR/config.yaml           the resolved config
     DIR/checkpoint-last.pth   the latest checkpoint (every checkpoint_every updates, at every epoch end, on a stop)
