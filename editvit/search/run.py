@@ -147,7 +147,7 @@ def _train_and_search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: D
         folder = RunFolder(out)
         folder.lock()
         try:
-            done = _read_result(out / RESULT, space)
+            done = _read_result(out / RESULT)
             if cfg.resume and done is not None and done[1] == {**evolution, 'supernet_updates': metrics['updates']}:
                 print(f'the search in {str(out)!r} is finished ({RESULT} is written); nothing was changed', flush=True)
                 return done[0]
@@ -178,7 +178,7 @@ def _search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: Dict[str, A
         seed=cfg.seed)
 
 
-def _read_result(path: Path, space: PSViTSearchSpace):
+def _read_result(path: Path):
     """The result in a search.json and what it was searched with (evolution options, supernet updates); None if
     there is none."""
     if not path.is_file():
