@@ -47,8 +47,9 @@ def test_bad_options_on_the_command_line_are_one_line_and_exit_2(tmp_path, capsy
     assert capsys.readouterr().err == "editvit segment train: error: 'epochs' (--epochs) must be >= 1, got 0\n"
     assert main(['search', '--dataset', 'synthetic', '--epochs', '0', '--output', str(tmp_path / 'r.json')]) == 2
     assert "'epochs' (--epochs) must be >= 1, got 0" in capsys.readouterr().err
-    assert main(['search', '--dataset', 'synthetic', '--output', str(tmp_path)]) == 2  # a folder: before any work
-    assert 'is a folder; give a file name' in capsys.readouterr().err
+    (tmp_path / 'r.json').write_text('{}')  # a result file of the former interface: before any work
+    assert main(['search', '--dataset', 'synthetic', '--output', str(tmp_path / 'r.json')]) == 2
+    assert '--output is now a run folder' in capsys.readouterr().err
 
 
 def test_records_are_strict_json(tmp_path):

@@ -1,14 +1,20 @@
 """PSViT search: the compact space, hand-counted MACs of members, evolution under a budget, the supernet, the CLI."""
 import itertools
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from editvit.cli import main
-from editvit.search import PSViTSearchSpace, evaluate_member, evolutionary_search, train_supernet
+from editvit.search import Arch, PSViTSearchSpace, SampledSubnets, evaluate_member, evolutionary_search
+from editvit.search import sample_within_budget
 
 SPACE = PSViTSearchSpace(token_choices=((16, 9), (4, 1)), depths=(2, 3), img_size=16, patch_size=4, embed_dim=16,
                          num_heads=2, num_classes=3)
@@ -59,28 +65,115 @@ def test_search_finds_the_best_member_within_the_budget():
         evolutionary_search(SPACE, score, SPACE.macs(SPACE.cheapest()) - 1)
 
 
-def test_supernet_trains_through_sampled_members_and_scores_them():
+def test_the_supernet_trains_through_members_drawn_from_seed_and_step_and_scores_them():
+    model = SampledSubnets(SPACE.build_supernet(), SPACE, budget_macs=None, seed=3)
+    drawn = []
+    model.supernet.forward_subnet = lambda images, tokens, shared: drawn.append(Arch(tokens, shared)) or images
+    for _ in range(6):
+        model(torch.randn(2, 3, 16, 16))
+    assert int(model.state_dict()['steps']) == 6  # saved with the weights in every checkpoint
+    expected = [sample_within_budget(SPACE, random.Random(3 * 1_000_003 + step), None) for step in range(6)]
+    assert drawn == expected and len(set(drawn)) > 1
     supernet = SPACE.build_supernet()
     images, labels = torch.randn(8, 3, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    loader = [(images, labels, 0)] * 3
-    before = [p.detach().clone() for p in supernet.parameters()]
-    loss = train_supernet(supernet, SPACE, loader, epochs=1, lr=1e-2, progress=False)
-    assert loss > 0 and any(not torch.equal(a, b) for a, b in zip(before, supernet.parameters()))
-    top1 = evaluate_member(supernet, SPACE.cheapest(), loader)
+    top1 = evaluate_member(supernet, SPACE.cheapest(), [(images, labels, 0)] * 3)
     logits = supernet.forward_subnet(images, SPACE.cheapest().num_tokens, SPACE.cheapest().share_attention)
     assert top1 == pytest.approx(100 * (logits.argmax(1) == labels).float().mean().item())
 
 
-def test_search_command_on_synthetic_data(tmp_path, capsys):
-    out = tmp_path / 'search.json'
-    code = main(['search', '--dataset', 'synthetic', '--token-choices', '16,9/4,1', '--depths', '2,2', '--img-size',
-                 '16', '--embed-dim', '16', '--num-classes', '3', '--epochs', '1', '--max-steps', '2', '--batch-size',
-                 '32', '--population', '3', '--generations', '1', '--parents', '2', '--val-batches', '1',
-                 '--num-workers', '0', '--budget-mmacs', '0.2', '--threads', '1', '--output', str(out)])
-    assert code == 0
-    result = json.loads(out.read_text())
+ARGS = ['--dataset', 'synthetic', '--token-choices', '16,9/4,1', '--depths', '2,2', '--img-size', '16', '--embed-dim',
+        '16', '--num-classes', '3', '--batch-size', '32', '--population', '3', '--generations', '1', '--parents', '2',
+        '--val-batches', '1', '--num-workers', '0', '--budget-mmacs', '0.2', '--threads', '1', '--no-progress']
+
+
+def test_search_command_writes_a_run_folder_and_refuses_to_replace_it(tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert main(['search', *ARGS, '--epochs', '2', '--max-steps', '10', '--output', str(out)]) == 0
+    result = json.loads((out / 'search.json').read_text())
     assert result['best']['macs'] <= 200_000 and result['space_size'] == 16
     assert result['threads'] == 1 and result['load'] >= 0
+    assert result['search'] == {'population': 3, 'generations': 1, 'parents': 2, 'val_batches': 1,
+                                'supernet_updates': 10}
     assert 'best: tokens' in capsys.readouterr().out
-    assert main(['search', '--dataset', 'synthetic', '--budget-mmacs', '0.001', '--output', str(out)]) == 2
+    for name in ('config.yaml', 'checkpoint-last.pth', 'summary.csv', 'model.safetensors', 'metrics.json'):
+        assert (out / name).is_file(), name
+    # 256 images in batches of 32: 8 updates an epoch; max_steps 10 stops 2 updates into the second epoch
+    assert json.loads((out / 'metrics.json').read_text())['updates'] == 10
+    assert len((out / 'summary.csv').read_text().splitlines()) == 3
+    assert main(['search', *ARGS, '--epochs', '2', '--max-steps', '10', '--output', str(out)]) == 2
+    assert 'already holds a run' in capsys.readouterr().err
+    assert main(['search', '--dataset', 'synthetic', '--budget-mmacs', '0.001', '--output', str(tmp_path / 'b')]) == 2
     assert 'the cheapest needs' in capsys.readouterr().err
+    old = tmp_path / 'search.json'
+    old.write_text('{}')
+    assert main(['search', *ARGS, '--output', str(old)]) == 2
+    assert '--output is now a run folder' in capsys.readouterr().err
+
+
+def test_a_finished_search_is_kept_or_searched_again_with_other_evolution_options(tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert main(['search', *ARGS, '--epochs', '1', '--output', str(out)]) == 0
+    first = json.loads((out / 'search.json').read_text())
+    weights = (out / 'model.safetensors').read_bytes()
+    assert main(['search', *ARGS, '--epochs', '1', '--output', str(out), '--resume']) == 0
+    assert 'is finished' in capsys.readouterr().out
+    assert json.loads((out / 'search.json').read_text())['history'] == first['history']
+    assert main(['search', *ARGS, '--epochs', '1', '--output', str(out), '--resume', '--population', '5']) == 0
+    again = json.loads((out / 'search.json').read_text())
+    assert again['search']['population'] == 5 and len(again['history']) > len(first['history'])
+    assert again['history'][0] == first['history'][0]  # the same supernet and seed: the same first member's score
+    assert (out / 'model.safetensors').read_bytes() == weights  # the supernet was not trained again
+    assert main(['search', *ARGS, '--epochs', '2', '--output', str(out), '--resume', '--population', '5']) == 0
+    extended = json.loads((out / 'search.json').read_text())  # trained one more epoch, then searched again
+    assert extended['search']['supernet_updates'] == 16 and (out / 'model.safetensors').read_bytes() != weights
+    assert main(['search', *ARGS, '--epochs', '2', '--output', str(out), '--resume', '--lr', '0.01']) == 2
+    assert 'different set-up' in capsys.readouterr().err
+
+
+def _kill_after_checkpoint(cmd, ckpt, min_updates):
+    """Start a search, SIGKILL it as soon as its checkpoint has min_updates updates; the updates it was killed after."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONHASHSEED='0')
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while proc.poll() is None:
+            if ckpt.exists():
+                try:
+                    updates = int(torch.load(ckpt, weights_only=True)['updates'])
+                except Exception:  # the rename may land while we read; read again
+                    updates = -1
+                if updates >= min_updates:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    return updates
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    raise AssertionError(f'the search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}')
+
+
+@pytest.mark.slow  # kills and restarts a search process
+def test_a_search_killed_and_resumed_trains_the_same_supernet_and_finds_the_same_member(tmp_path):
+    from safetensors.torch import load_file
+    run_args = [*ARGS, '--batch-size', '8', '--epochs', '4', '--max-steps', '100', '--checkpoint-every', '2',
+                '--embed-dim', '32', '--budget-mmacs', '0.5']  # 32 updates an epoch; 100 steps end the fourth early
+    reference = tmp_path / 'reference'
+    assert main(['search', *run_args, '--output', str(reference)]) == 0
+
+    run = tmp_path / 'interrupted'
+    cmd = [sys.executable, '-m', 'editvit', 'search', *run_args, '--output', str(run)]
+    first = _kill_after_checkpoint(cmd, run / 'checkpoint-last.pth', min_updates=4)
+    state = torch.load(run / 'checkpoint-last.pth', weights_only=True)
+    assert state['epoch'] == 0 and state['batches_done'] > 0 and not (run / 'search.json').exists()
+    second = _kill_after_checkpoint([*cmd, '--resume'], run / 'checkpoint-last.pth', min_updates=first + 40)
+    assert second > first
+    assert main(['search', *run_args, '--output', str(run), '--resume']) == 0
+
+    expected, got = load_file(reference / 'model.safetensors'), load_file(run / 'model.safetensors')
+    assert expected.keys() == got.keys() and int(got['steps']) == 100
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), f'{key} differs after kill and resume'
+    ref_result, result = (json.loads((d / 'search.json').read_text()) for d in (reference, run))
+    assert result['best'] == ref_result['best'] and result['history'] == ref_result['history']
+    assert result['supernet_final_loss'] == ref_result['supernet_final_loss']
+    assert len((run / 'summary.csv').read_text().splitlines()) == 5  # a row per epoch, none repeated

@@ -1,6 +1,7 @@
 """`editvit search`: PSViT's search for token numbers and attention sharing under a MACs budget (thin over
 `editvit.search.run_search`)."""
 import argparse
+import os
 from typing import Tuple
 
 from . import UsageError
@@ -49,7 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--num-workers', type=int, default=2, help='data loader worker processes')
     p.add_argument('--threads', type=int, default=None,
                    help='torch CPU threads (default: OMP_NUM_THREADS if set, else the idle cores)')
-    p.add_argument('--output', default='runs/psvit_search.json', help='result JSON (default runs/psvit_search.json)')
+    p.add_argument('--output', default='runs/psvit_search',
+                   help='run folder: the supernet run (config.yaml, checkpoint, summary.csv, training.png, weights) '
+                        'and the result, search.json (default runs/psvit_search)')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the run in --output (same options), then search; a finished search is kept, or '
+                        'searched again with other --population/--generations/--parents/--val-batches')
+    p.add_argument('--overwrite', action='store_true', help='replace the results of an earlier run in --output')
+    p.add_argument('--checkpoint-every', type=int, default=50,
+                   help='also checkpoint every N supernet updates within an epoch (0: at epoch ends; default 50)')
+    p.add_argument('--no-progress', dest='progress', action='store_false', help='no progress bar')
     p.set_defaults(func=run)
 
 
@@ -68,10 +78,13 @@ def run(args: argparse.Namespace) -> int:
             args.dataset, args.data_dir, space, budget_macs=budget, epochs=args.epochs, batch_size=args.batch_size,
             lr=args.lr, val_split_per_class=args.val_split_per_class, val_batches=args.val_batches,
             population=args.population, generations=args.generations, parents=args.parents, seed=args.seed,
-            num_workers=args.num_workers, max_steps=args.max_steps, output=args.output, threads=args.threads)
+            num_workers=args.num_workers, max_steps=args.max_steps, output=args.output, threads=args.threads,
+            resume=args.resume, overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+            progress=args.progress)
     except ValueError as e:  # DataError included
         raise UsageError(str(e)) from e
     print(f'best: tokens {list(result.best.num_tokens)}, sharing layers '
           f'{[i for i, s in enumerate(result.best.share_attention) if s]}, top-1 {result.score:.2f}% on the held-out '
-          f'split, {result.macs / 1e6:.2f} MMACs ({len(result.history)} members scored); written to {args.output}')
+          f'split, {result.macs / 1e6:.2f} MMACs ({len(result.history)} members scored); written to '
+          f'{os.path.join(args.output, "search.json")}')
     return 0

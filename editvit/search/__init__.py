@@ -2,7 +2,8 @@
 from .evolution import SearchResult, evolutionary_search
 from .run import result_to_dict, run_search
 from .space import Arch, PSViTSearchSpace
-from .supernet import evaluate_member, sample_within_budget, train_supernet
+from .config import SupernetConfig
+from .supernet import SampledSubnets, SupernetTask, evaluate_member, sample_within_budget
 
-__all__ = ['Arch', 'PSViTSearchSpace', 'SearchResult', 'evaluate_member', 'evolutionary_search', 'result_to_dict',
-           'run_search', 'sample_within_budget', 'train_supernet']
+__all__ = ['Arch', 'PSViTSearchSpace', 'SampledSubnets', 'SearchResult', 'SupernetConfig', 'SupernetTask',
+           'evaluate_member', 'evolutionary_search', 'result_to_dict', 'run_search', 'sample_within_budget']

@@ -5,22 +5,30 @@ with `PSViT.forward_subnet`: pooling has no weights, and a layer asked to share 
 the value third of its own qkv weights. After training, a member's validation accuracy with the inherited weights
 is its score for the search.
 
-The steps are the training engine's (`editvit.train.engine.train_one_epoch`: the non-finite loss check, the loss
-summed over images, the progress bar), with AdamW, a per-epoch cosine schedule and label smoothing; the data side is
-the engine's too (`editvit.data`). The supernet is trained in memory, for the search that follows; it keeps no run
-folder or checkpoints.
+`SupernetTask` is that training as a task of the run loop (`editvit.train.loop`): the run folder, checkpoints, exact
+resume and clean stops of every training run, the engine's steps (the non-finite loss check, the loss summed over
+images, the progress bar) and data side (`editvit.data`), with AdamW, a per-epoch cosine schedule and label
+smoothing.
+
+The member of each training step is drawn from (seed, step), the step being a buffer of `SampledSubnets`: it is saved
+with the weights in every checkpoint, so a resumed run draws the members an uninterrupted one draws.
 """
+import json
 import random
-from typing import Iterable, Optional, Tuple
+from dataclasses import fields
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.scheduler import CosineLRScheduler
 from timm.utils import accuracy
 
+from ..data import create_dataset, create_loader, create_train_sampler, create_train_transform
 from ..models.psvit import PSViT
 from ..train.distributed import DistEnv
-from ..train.engine import EpochState, train_one_epoch
+from ..train.loop import Task
+from .config import SupernetConfig
 from .space import Arch, PSViTSearchSpace
 
 
@@ -39,61 +47,89 @@ class SampledSubnets(nn.Module):
 
     def __init__(self, supernet: PSViT, space: PSViTSearchSpace, budget_macs: Optional[int], seed: int) -> None:
         super().__init__()
-        self.supernet, self.space, self.budget_macs = supernet, space, budget_macs
-        self.rng = random.Random(seed)
+        self.supernet, self.space, self.budget_macs, self.seed = supernet, space, budget_macs, seed
+        self.register_buffer('steps', torch.zeros((), dtype=torch.long))  # forward passes so far: the member's index
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        arch = sample_within_budget(self.space, self.rng, self.budget_macs)
+        rng = random.Random(self.seed * 1_000_003 + int(self.steps))
+        self.steps += 1
+        arch = sample_within_budget(self.space, rng, self.budget_macs)
         return self.supernet.forward_subnet(images, arch.num_tokens, arch.share_attention)  # (B, num_classes)
 
 
-def train_supernet(
-        supernet: PSViT,
-        space: PSViTSearchSpace,
-        loader: Iterable[Tuple[torch.Tensor, torch.Tensor, int]],
-        epochs: int = 1,
-        lr: float = 1e-3,
-        weight_decay: float = 0.05,
-        smoothing: float = 0.1,
-        budget_macs: Optional[int] = None,
-        seed: int = 0,
-        max_steps: Optional[int] = None,
-        progress: bool = True,
-) -> float:
-    """Train the supernet with one uniformly sampled member per step; returns the mean loss of the last epoch.
+class EpochCosine(CosineLRScheduler):
+    """timm's per-epoch cosine schedule (in epochs: t_initial, warmup_t) set at every update from the update count,
+    so it resumes within an epoch: the learning rate of update u is that of epoch u // updates_per_epoch."""
 
-    Args:
-        supernet: `space.build_supernet()`.
-        space: The search space.
-        loader: Yields (images, labels, dropped) batches (`editvit.data.create_loader`); has a length.
-        epochs: Passes over the loader.
-        lr: Peak AdamW learning rate (cosine schedule after one warm-up epoch when epochs > 1, else constant).
-        weight_decay: AdamW weight decay.
-        smoothing: Label smoothing.
-        budget_macs: Sample only members within this budget (None: all).
-        seed: Seed of the member sampling.
-        max_steps: Stop after this many steps in total (None: run every epoch).
-        progress: Show a progress bar and a line per epoch.
-    """
-    model = SampledSubnets(supernet, space, budget_macs, seed)
-    optimizer = torch.optim.AdamW(supernet.parameters(), lr=lr, weight_decay=weight_decay)
-    # per-epoch cosine decay after one warm-up epoch; stepped per epoch, so `step_update` leaves it alone
-    scheduler = CosineLRScheduler(optimizer, t_initial=epochs, warmup_t=1 if epochs > 1 else 0,
-                                  warmup_lr_init=lr / 10)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=smoothing)
-    state, env, stats = EpochState(), DistEnv(), {'train_loss': float('nan')}
-    steps = len(loader) if max_steps is None else min(len(loader), max_steps)
-    while state.epoch < epochs and steps > 0:
-        stats = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, state, env, updates_per_epoch=steps,
-                                accum_steps=1, progress=progress)
-        if progress:
-            print(f'supernet epoch {state.epoch}: loss {stats["train_loss"]:.4f}, {stats["images_per_sec"]:.0f} '
-                  f'images/s, {state.updates} steps', flush=True)
-        if max_steps is not None:
-            steps = min(steps, max_steps - state.updates)
-        scheduler.step(state.epoch + 1)
-        state = EpochState(state.epoch + 1, 0, state.updates)
-    return stats['train_loss']
+    def __init__(self, optimizer: torch.optim.Optimizer, updates_per_epoch: int, **kwargs: Any) -> None:
+        self.updates_per_epoch = updates_per_epoch
+        super().__init__(optimizer, t_in_epochs=False, **kwargs)
+
+    def _get_lr(self, t: int) -> List[float]:
+        return super()._get_lr(t // self.updates_per_epoch)
+
+
+def space_fields(space: PSViTSearchSpace) -> Dict[str, Any]:
+    """The fields of a search space as plain lists and numbers (for config.yaml and search.json)."""
+    return {f.name: json.loads(json.dumps(getattr(space, f.name))) for f in fields(space) if f.init}
+
+
+def space_from_fields(values: Dict[str, Any]) -> PSViTSearchSpace:
+    as_tuples = {k: tuple(tuple(v) if isinstance(v, list) else v for v in value) if isinstance(value, list) else value
+                 for k, value in values.items()}
+    return PSViTSearchSpace(**as_tuples)
+
+
+def supernet_datasets(cfg: SupernetConfig, space: PSViTSearchSpace):
+    """The training split and the held-out split that scores members (the synthetic set has its own)."""
+    kwargs = dict(seed=cfg.seed, val_split_per_class=0 if cfg.dataset == 'synthetic' else cfg.val_split_per_class,
+                  num_classes=space.num_classes, image_size=space.img_size, synthetic_samples=cfg.synthetic_samples)
+    return (create_dataset(cfg.dataset, cfg.data_dir, 'train', **kwargs),
+            create_dataset(cfg.dataset, cfg.data_dir, 'val', **kwargs))
+
+
+class SupernetTask(Task):
+    """The supernet trained through one sampled member per step (AdamW, per-epoch cosine after one warm-up epoch,
+    label smoothing 0.1). No validation per epoch: members are scored by the search that follows."""
+
+    cfg: SupernetConfig
+    find_unused_parameters = True  # a member leaves some weights out
+    command = 'editvit search <its options>'  # a search resumes with the options it was started with
+
+    def __init__(self, cfg: SupernetConfig) -> None:
+        super().__init__(cfg)
+        self.space = space_from_fields(cfg.space)
+
+    def create_model(self, env: DistEnv, resumed: bool) -> nn.Module:
+        self.train_set, self.val_set = supernet_datasets(self.cfg, self.space)
+        return SampledSubnets(self.space.build_supernet(), self.space, self.cfg.budget_macs, self.cfg.seed)
+
+    def create_loader(self, model: nn.Module, env: DistEnv):
+        cfg, size = self.cfg, (self.space.img_size, self.space.img_size)
+        transform = create_train_transform(size, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, crop='src',
+                                           three_augment=False, color_jitter=None)
+        sampler = create_train_sampler(self.train_set, cfg.seed, env.rank, env.world_size)
+        return sampler, create_loader(self.train_set, transform, sampler, cfg.batch_size, cfg.num_workers,
+                                      drop_last=True, seed=cfg.seed + env.rank)
+
+    def create_optimizer(self, model: nn.Module, global_batch: int, updates_per_epoch: int):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.cfg.lr, weight_decay=0.05)
+        epochs = self.cfg.epochs
+        return optimizer, EpochCosine(optimizer, updates_per_epoch, t_initial=epochs,
+                                      warmup_t=1 if epochs > 1 else 0, warmup_lr_init=self.cfg.lr / 10)
+
+    def create_loss(self):
+        return nn.CrossEntropyLoss(label_smoothing=0.1), None
+
+    def describe(self) -> str:
+        return (f'a PSViT supernet of {self.space.size} members on {self.cfg.dataset} ({len(self.train_set)} train / '
+                f'{len(self.val_set)} held-out images)')
+
+    def evaluate(self, model: nn.Module, ema: Any, env: DistEnv, epoch: int) -> Dict[str, Any]:
+        return {}
+
+    def final_metrics(self, model: nn.Module, env: DistEnv, history: List[Dict[str, Any]]) -> Dict[str, Any]:
+        return {'space_size': self.space.size, 'budget_macs': self.cfg.budget_macs}
 
 
 @torch.no_grad()

@@ -15,7 +15,9 @@ TensorBoard, and the final weights and metrics. A task supplies, through its hoo
 
 The task's config (`task.cfg`) carries the run fields every command has: output, resume, overwrite, seed, epochs,
 batch_size, global_batch_size, amp, clip_grad, compile, checkpoint_every, tensorboard, progress, threads, model and
-dataset. A run folder (checked and locked by `RunFolder`; docs/guarantees.md says what is promised):
+dataset; a config with a `max_steps` other than None ends the run after that many updates, within an epoch if need
+be (that epoch's row and checkpoint are written as at an epoch's end). A run folder (checked and locked by
+`RunFolder`; docs/guarantees.md says what is promised):
 
     DIR/config.yaml           the resolved config
     DIR/checkpoint-last.pth   the latest checkpoint (every checkpoint_every updates, at every epoch end, on a stop)
@@ -173,6 +175,7 @@ def _run(task: Task, env: D.DistEnv, out: Path, stop: StopRequest) -> Dict[str, 
     if cfg.compile:
         train_model = torch.compile(train_model)
 
+    max_steps = getattr(cfg, 'max_steps', None) or float('inf')
     state = EpochState()
     history: List[Dict[str, Any]] = []
     if resumed is not None:
@@ -218,15 +221,16 @@ def _run(task: Task, env: D.DistEnv, out: Path, stop: StopRequest) -> Dict[str, 
         if D.all_reduce_sums({'stop': float(stop.requested is not None)}, env)['stop'] > 0:
             checkpoint()  # asked to stop while setting up: the run can resume from here
             raise stopped(state.epoch)
-        while state.epoch < cfg.epochs:
+        while state.epoch < cfg.epochs and state.updates < max_steps:
             start = time.perf_counter()
             sampler.set_epoch(state.epoch, start=state.batches_done * cfg.batch_size)
+            epoch_updates = min(updates_per_epoch, max_steps - state.updates + state.batches_done // plan.accum_steps)
             stats = train_one_epoch(
                 train_model, train_loader, loss_fn, optimizer, scheduler, state, env,
-                updates_per_epoch=updates_per_epoch, accum_steps=plan.accum_steps, amp=cfg.amp,
+                updates_per_epoch=epoch_updates, accum_steps=plan.accum_steps, amp=cfg.amp,
                 clip_grad=cfg.clip_grad, mixup=mixup, scaler=scaler, ema=ema, on_update=on_update,
                 stop_requested=lambda: stop.requested is not None, progress=cfg.progress)
-            if stats['stopped'] and state.batches_done < updates_per_epoch * plan.accum_steps:
+            if stats['stopped'] and state.batches_done < epoch_updates * plan.accum_steps:
                 checkpoint()  # within the epoch: resume from this update
                 raise stopped(state.epoch)
             val = task.evaluate(model, ema, env, state.epoch)
@@ -245,7 +249,7 @@ def _run(task: Task, env: D.DistEnv, out: Path, stop: StopRequest) -> Dict[str, 
                 write_summary(out / 'summary.csv', history)
                 if plot_training(history, out / 'training.png', f'{cfg.model} on {cfg.dataset}') is None:
                     log.line_once('plots', f'training.png is not drawn: matplotlib is missing ({PLOTS_EXTRA})')
-            if stats['stopped'] and state.epoch < cfg.epochs:  # at the epoch's end: its checkpoint is written
+            if stats['stopped'] and state.epoch < cfg.epochs and state.updates < max_steps:  # checkpoint written
                 raise stopped(state.epoch - 1)
     finally:
         log.close()

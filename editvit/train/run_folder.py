@@ -28,7 +28,7 @@ CHECKPOINT = 'checkpoint-last.pth'
 FINISHED = 'metrics.json'
 # every file a run writes; `overwrite` removes exactly these
 RESULTS = ('config.yaml', CHECKPOINT, 'model.safetensors', 'model_ema.safetensors', FINISHED, 'summary.csv',
-           'log.txt', 'training.png', 'updates.csv', 'per_class_iou.md')
+           'log.txt', 'training.png', 'updates.csv', 'per_class_iou.md', 'search.json')
 RESULT_FOLDERS = ('tensorboard',)
 
 
