@@ -5,6 +5,7 @@ several seeds, one torch thread per run; one JSON line per finished run in bench
     EDITVIT_DATA=~/data nice -n 5 .venv/bin/python benchmarks/full.py --datasets fashion-mnist cifar10 \
         --models edit deit3 --seeds 0 1 2 --jobs 2
     .venv/bin/python benchmarks/full.py --table          # the Markdown table of full.jsonl (pending runs marked)
+    .venv/bin/python benchmarks/full.py --table --update-doc benchmarks/SUITE.md    # ... written into SUITE.md
 
 Resumable after any interruption (Ctrl-C, SIGTERM, a reboot): run the same command again. A run with a row in the
 results file is skipped; an interrupted run folder (checkpoint-last.pth, no metrics.json) is continued from its last
@@ -32,6 +33,7 @@ from editvit.experiments.full import FullRun, run_full
 
 RESULTS = Path(__file__).parent / 'results' / 'full.jsonl'
 DATASETS = ('fashion-mnist', 'cifar10')
+MARKERS = ('<!-- full-table -->', '<!-- /full-table -->')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--threads', type=int, default=1, help='torch threads per run (default: 1)')
     p.add_argument('--jobs', type=int, default=1, help='runs side by side, one process each (default: 1)')
     p.add_argument('--table', action='store_true', help='print the Markdown table of the results file and exit')
+    p.add_argument('--update-doc', type=Path, help=f'with --table: also write it between {MARKERS[0]} and '
+                                                   f'{MARKERS[1]} in this Markdown file')
     return p.parse_args(argv)
 
 
@@ -160,7 +164,15 @@ def side_by_side(args: argparse.Namespace, todo: List[FullRun]) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.table:
-        print(table(args), end='')
+        text = table(args)
+        print(text, end='')
+        if args.update_doc:
+            doc = args.update_doc.read_text()
+            head, start, rest = doc.partition(MARKERS[0])
+            _, end, tail = rest.partition(MARKERS[1])
+            if not (start and end):
+                raise SystemExit(f'{args.update_doc} lacks the markers {MARKERS[0]} ... {MARKERS[1]}')
+            args.update_doc.write_text(head + start + '\n' + text + end + tail)
         return 0
     torch.set_num_threads(args.threads)
     done = {run_key(r) for r in read_rows(args.results)}
