@@ -1,5 +1,6 @@
-"""`editvit demo` / `make demo`: a small EDIT and a DeiT3 of the same width and depth trained on a CIFAR-10 subset,
-evaluated, their attention sinks measured and their sequential maps drawn on test images, in one report folder.
+"""`editvit demo` / `make demo`: a small EDIT and a DeiT3 of the same width and depth trained on CIFAR-10 (all 50,000
+training images, read where they lie; or a subset), evaluated on the test set, their attention sinks measured and
+their sequential maps drawn on test images, in one report folder.
 
     OUT/README.md              the table and what it says
     OUT/results.jsonl          one result row per model (the suite's format)
@@ -26,15 +27,20 @@ from .plots import plot_training
 from .results import append_row
 from .run import RunResult, run_experiment
 from .subset import make_subset
+from .whole import whole_dataset
 
 PathLike = Union[str, Path]
-# 2 x 25,000 training images (390 updates each) in fp32: `time make demo` took 9.7 minutes on the 2-core AVX2 CPU at
-# a 1-minute load of 3.5-5 (one torch thread, 65-116 training images/s); see the README
-DEMO_BUDGET = Budget(embed_dim=64, depth=4, num_heads=2, patch_size=4, epochs=5, warmup_epochs=0.5, batch_size=64,
-                     analysis_images=40)
-DEMO_TRAIN_PER_CLASS = 500
+# the CIFAR-10 recipe (configs/cifar10_cpu.yaml: AdamW, cosine, crop + flip) on a 64-wide, 4-deep model, 3 epochs
+# of all 50,000 training images at batch 64 (2,343 updates per model); measured: see BENCHMARKS.md, "The demo"
+DEMO_BUDGET = Budget(embed_dim=64, depth=4, num_heads=2, patch_size=4, epochs=3, warmup_epochs=0.3, batch_size=64,
+                     lr=2e-3, analysis_images=40)
+DEMO_TRAIN_PER_CLASS = None  # None: the whole training set (and the whole test set)
 DEMO_TEST_PER_CLASS = 100
 DEMO_MODELS = ('edit', 'deit3')
+# how far the demo is from the full-scale runs (update with their measured rows)
+FULL_SCALE = ('The full-scale comparison (benchmarks/full.py: 128 wide, 6 deep, 12 epochs of the same recipe, ~2 h per '
+              'run on one CPU thread, 3 seeds; benchmarks/SUITE.md) is expected to reach ~72-78% top-1 on CIFAR-10, '
+              'a prediction: no full-scale CIFAR-10 run has finished yet.')
 
 
 @dataclass
@@ -47,8 +53,9 @@ class DemoReport:
 
 def _summary(results: List[RunResult], seconds: float) -> str:
     rows = {r.row['model']: r.row for r in results}
-    lines = [f'EDIT vs DeiT3 on {next(iter(rows.values()))["dataset"]} ({next(iter(rows.values()))["train_images"]} '
-             f'training images, one seed, {seconds / 60:.1f} min)']
+    first = next(iter(rows.values()))
+    lines = [f'EDIT vs DeiT3 on {first["dataset"]} ({first["train_images"]} training images, {first["test_images"]} '
+             f'test images, one seed, {seconds / 60:.1f} min)']
     for name, row in rows.items():
         s = row['sink'] or {}
         sink = f"[CLS] sink ratio {s['mean_sink_ratio']:.2f}, " if s.get('mean_sink_ratio') is not None else ''
@@ -61,15 +68,16 @@ def _summary(results: List[RunResult], seconds: float) -> str:
                      f"{s.get('token_sink_rate', float('nan')):.2f}{entropy}")
     if 'edit' in rows and 'deit3' in rows:
         diff = rows['edit']['top1'] - rows['deit3']['top1']
-        lines.append(f'  EDIT - DeiT3: {diff:+.2f} points top-1 from a single seed. The suite '
-                     f'(benchmarks/suite.py) measures the seed spread, which a difference must exceed to mean much.')
+        lines.append(f'  EDIT - DeiT3: {diff:+.2f} points top-1 from a single seed. The full-scale comparison '
+                     f'(benchmarks/full.py) measures the seed spread, which a difference must exceed to mean much.')
+    lines.append('  ' + FULL_SCALE)
     return '\n'.join(lines)
 
 
 def _readme(results: List[RunResult], summary: str, budget: Budget, seconds: float) -> str:
     row = results[0].row
     machine = row['machine']
-    return f"""# editvit demo: EDIT vs DeiT3 on a CIFAR-10 subset
+    return f"""# editvit demo: EDIT vs DeiT3 on CIFAR-10
 
 ```
 {summary}
@@ -90,7 +98,7 @@ editvit/analysis/sink_measures.py). Machine: {machine['cpu']} ({', '.join(machin
 - `analysis/metrics.json`, `metrics.csv`: every number behind the pictures, per layer and head.
 - `results.jsonl`: the result rows (the suite's format).
 
-A demo, not a result: one seed and a few minutes of training. For error bars see benchmarks/SUITE.md.
+A demo, not a result: one seed and a few minutes of training. {FULL_SCALE}
 """
 
 
@@ -99,14 +107,16 @@ def _file_name(name: str) -> str:
 
 
 def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None, budget: Budget = DEMO_BUDGET,
-             train_per_class: int = DEMO_TRAIN_PER_CLASS, test_per_class: int = DEMO_TEST_PER_CLASS,
+             train_per_class: Optional[int] = DEMO_TRAIN_PER_CLASS, test_per_class: int = DEMO_TEST_PER_CLASS,
              dataset: str = 'cifar10', download_root: Optional[PathLike] = None, seed: int = 0, maps: int = 4,
              threads: Optional[int] = None, log: Callable[[str], None] = print) -> DemoReport:
-    """Train EDIT and DeiT3 at budget on a subset, evaluate, analyse and write the report folder output.
+    """Train EDIT and DeiT3 at budget on CIFAR-10 (or a subset), evaluate, analyse and write the report folder output.
 
     Args:
         output: Report folder (replaced, except its data/ cache of subsets).
         data_dir: CIFAR-10 folder; None: $EDITVIT_DATA/cifar10, else torchvision's download (see `locate_data`).
+        train_per_class, test_per_class: The subset to train and test on (written once as PNGs to OUT/data/);
+            train_per_class None: the whole data set, read where it lies.
         dataset: 'cifar10', or 'synthetic' (no data needed; for tests).
         maps: Test images to draw the sequential maps of.
         threads: torch CPU threads (None: the idle cores, see `idle_cores`).
@@ -120,9 +130,13 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    log(f'data: {root or dataset}; writing the {train_per_class} + {test_per_class} images per class subset')
-    subset = make_subset(dataset, root, out / 'data' / f'{dataset}-{train_per_class}-{test_per_class}',
-                         train_per_class, test_per_class)
+    if train_per_class is None:
+        log(f'data: {root or dataset}, the whole training and test sets')
+        subset = whole_dataset(dataset, root)
+    else:
+        log(f'data: {root or dataset}; writing the {train_per_class} + {test_per_class} images per class subset')
+        subset = make_subset(dataset, root, out / 'data' / f'{dataset}-{train_per_class}-{test_per_class}',
+                             train_per_class, test_per_class)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or idle_cores())
     try:

@@ -35,6 +35,7 @@ from .budget import Budget
 from .machine import describe_machine
 from .run import SINK_SUMMARY_KEYS
 from .variants import variant_model
+from .whole import first_test_images
 
 PathLike = Union[str, Path]
 # the recipe of each data set at full scale (editvit/configs/)
@@ -84,21 +85,6 @@ def full_config(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = N
     return from_dict(TrainConfig, values, source=f'{run.variant} with {run.recipe}')
 
 
-def first_test_images(dataset: str, data_dir: Optional[PathLike], per_class: int, seed: int = 0,
-                synthetic_samples: int = 256):
-    """The first per_class images of every class of the test split, class by class, as (name, RGB image)."""
-    data = create_dataset(dataset, str(data_dir) if data_dir else None, 'val', seed=seed,
-                          synthetic_samples=synthetic_samples)
-    found: Dict[int, List] = {c: [] for c in range(len(data.classes))}
-    for i in range(len(data)):
-        image, label = data[i]
-        if len(found[label]) < per_class:
-            found[label].append((f'{data.classes[label]}_{i:05d}', image.convert('RGB')))
-        if all(len(v) == per_class for v in found.values()):
-            break
-    return [image for c in sorted(found) for image in found[c]], len(data), data.classes
-
-
 def run_state(output: PathLike) -> str:
     """'finished', 'interrupted' or 'new' (see the module docstring)."""
     out = Path(output)
@@ -137,8 +123,11 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
     with open(out / 'summary.csv', newline='') as f:
         history = list(csv.DictReader(f))
     per_class = max(1, analysis_images // metrics['num_classes'])
-    images, n_test, classes = first_test_images(run.dataset, data_dir, per_class, cfg.seed, cfg.synthetic_samples)
-    model = create_model(cfg.model, len(classes), cfg.model_kwargs, checkpoint=out / 'model.safetensors').eval()
+    images = first_test_images(run.dataset, data_dir, per_class, cfg.seed, cfg.synthetic_samples)
+    n_test = len(create_dataset(run.dataset, str(data_dir) if data_dir else None, 'val', seed=cfg.seed,
+                                synthetic_samples=cfg.synthetic_samples))
+    model = create_model(cfg.model, metrics['num_classes'], cfg.model_kwargs,
+                         checkpoint=out / 'model.safetensors').eval()
     try:
         analysis = analyze_model(model, images, name=run.variant)
     except UnsupportedModelError:
