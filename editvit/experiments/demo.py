@@ -9,9 +9,11 @@ their sequential maps drawn on test images, in one report folder.
                                (Fig. 1b), maps/<image>.png (Fig. 5) for both models on the same test images
     OUT/runs/<model>/          the engine's run folders (weights, summary.csv, log.txt)
 """
+import multiprocessing
 import re
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Union
@@ -102,6 +104,12 @@ A demo, not a result: one seed and a few minutes of training. {FULL_SCALE}
 """
 
 
+def _train(variant: str, subset, seed: int, budget: Budget, output: Path, threads: int) -> RunResult:
+    """run_experiment in a process of its own (the demo's models side by side)."""
+    torch.set_num_threads(threads)
+    return run_experiment(variant, subset, seed, budget, output)
+
+
 def _file_name(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
 
@@ -119,7 +127,8 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
             train_per_class None: the whole data set, read where it lies.
         dataset: 'cifar10', or 'synthetic' (no data needed; for tests).
         maps: Test images to draw the sequential maps of.
-        threads: torch CPU threads (None: the idle cores, see `idle_cores`).
+        threads: torch CPU threads in all (None: the idle cores, see `idle_cores`); with two or more, the two
+            models train side by side in two processes, half the threads each.
     """
     start = time.perf_counter()
     out = Path(output)
@@ -138,16 +147,26 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
         subset = make_subset(dataset, root, out / 'data' / f'{dataset}-{train_per_class}-{test_per_class}',
                              train_per_class, test_per_class)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads or idle_cores())
+    cores = threads or idle_cores()
+    torch.set_num_threads(cores)
     try:
         log(f'machine: {describe_machine()}')
-        results = []
-        for variant in DEMO_MODELS:
-            log(f'training {variant} ({budget.tag()}) ...')
-            result = run_experiment(variant, subset, seed, budget, out / 'runs' / variant)
+        if cores >= len(DEMO_MODELS):  # side by side, a process and cores // 2 threads each: small models scale
+            # badly over threads, so this is faster than one model after the other on all cores
+            log(f'training {" and ".join(DEMO_MODELS)} ({budget.tag()}) side by side, {cores // len(DEMO_MODELS)} '
+                f'thread(s) each ...')
+            with ProcessPoolExecutor(len(DEMO_MODELS), mp_context=multiprocessing.get_context('spawn')) as pool:
+                futures = [pool.submit(_train, variant, subset, seed, budget, out / 'runs' / variant,
+                                       cores // len(DEMO_MODELS)) for variant in DEMO_MODELS]
+                results = [f.result() for f in futures]
+        else:
+            results = []
+            for variant in DEMO_MODELS:
+                log(f'training {variant} ({budget.tag()}) on {cores} thread(s) ...')
+                results.append(run_experiment(variant, subset, seed, budget, out / 'runs' / variant))
+        for result in results:
             append_row(out / 'results.jsonl', result.row)
-            log(f'  {variant}: top-1 {result.row["top1"]:.2f}% in {result.row["train_seconds"]:.0f}s')
-            results.append(result)
+            log(f'  {result.row["model"]}: top-1 {result.row["top1"]:.2f}% in {result.row["train_seconds"]:.0f}s')
         analyses = [r.analysis for r in results]
         write_metrics([a.metrics for a in analyses], out / 'analysis')
         plot_sink(analyses, out / 'analysis' / 'attention_sink.png')
