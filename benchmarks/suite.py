@@ -1,5 +1,6 @@
-"""The suite: every way to treat [CLS] at one width, depth and training budget, several seeds, on CIFAR-10
-and Fashion-MNIST subsets; one JSON line per finished run (benchmarks/results/suite.jsonl).
+"""The toy-scale suite: every way to treat [CLS] at one width, depth and training budget, several seeds, on CIFAR-10
+and Fashion-MNIST subsets; one JSON line per finished run (benchmarks/results/suite.jsonl). The comparison on the
+whole data sets with the small-data recipes is benchmarks/full.py (results/full.jsonl).
 
     EDITVIT_DATA=~/data nice -n 5 .venv/bin/python benchmarks/suite.py --datasets cifar10 --models edit deit3 \
         --seeds 0 1 2

@@ -98,3 +98,14 @@ def test_subset_from_torchvision_cifar_keeps_pixels_and_labels(tmp_path, monkeyp
     assert test_image.name == '000003.png'
     assert np.array_equal(np.asarray(Image.open(test_image)), expected)  # lossless
     assert len(list((tmp_path / 'subset' / 'train' / '07').iterdir())) == 2
+
+
+def test_demo_trains_and_tests_on_the_whole_data_set_without_copying(tmp_path):
+    report = run_demo(tmp_path / 'demo', dataset='synthetic', budget=TINY, train_per_class=None, maps=1,
+                      log=lambda line: None)
+    rows = read_rows(tmp_path / 'demo' / 'results.jsonl')
+    assert [r['model'] for r in rows] == ['edit', 'deit3']
+    assert rows[0]['train_images'] == 256 and rows[0]['test_images'] == 64  # the synthetic set's whole splits
+    assert not (tmp_path / 'demo' / 'data').exists()  # nothing written as image files
+    assert '256 training images, 64 test images' in report.summary and 'full-scale' in report.summary
+    assert len(list((tmp_path / 'demo' / 'analysis' / 'maps').glob('*.png'))) == 1

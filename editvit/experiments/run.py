@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-from ..analysis import ModelAnalysis, UnsupportedModelError, analyze_model, load_images
+from ..analysis import ModelAnalysis, UnsupportedModelError, analyze_model
 from ..configs import recipe_path
 from ..macs import count_macs
 from ..models.factory import create_model
@@ -16,9 +16,11 @@ from ..train.config import TrainConfig, read_yaml
 from .budget import Budget
 from .machine import describe_machine
 from .subset import Subset
+from .whole import WholeDataSet
 from .variants import variant_model
 
 PathLike = Union[str, Path]
+Data = Union[Subset, WholeDataSet]  # what a run trains and tests on: a written subset or a whole data set
 # the recipe of each data set: its CPU config (augmentation, optimiser, fp32); model, size and schedule come from
 # the Budget. Synthetic images are coloured like CIFAR.
 RECIPES = {'cifar10': 'cifar10_cpu.yaml', 'fashion-mnist': 'fashion_mnist_cpu.yaml', 'synthetic': 'cifar10_cpu.yaml'}
@@ -43,26 +45,27 @@ def dataset_recipe(dataset: str) -> Path:
     return recipe_path(RECIPES[dataset])
 
 
-def train_config(variant: str, subset: Subset, seed: int, budget: Budget, output: PathLike,
+def train_config(variant: str, subset: Data, seed: int, budget: Budget, output: PathLike,
                  finetune: Optional[PathLike] = None, num_workers: int = 0) -> TrainConfig:
     """The engine config of a run: the data set's recipe with the variant, size and schedule of the budget.
 
     The recipe's model_kwargs are replaced, not merged: variants take different arguments (PSViT has no `depth`)."""
     name, kwargs = variant_model(variant, budget, subset.image_size)
-    values = dict(read_yaml(dataset_recipe(subset.dataset)), model=name, model_kwargs=kwargs, dataset='imagefolder',
-                  data_dir=str(subset.root), epochs=budget.epochs, warmup_epochs=budget.warmup_epochs,
-                  batch_size=budget.batch_size, lr=budget.lr, seed=seed, output=str(output),
+    values = dict(read_yaml(dataset_recipe(subset.dataset)), model=name, model_kwargs=kwargs,
+                  dataset=subset.engine_dataset, data_dir=str(subset.root) if subset.root else None,
+                  epochs=budget.epochs, warmup_epochs=budget.warmup_epochs, batch_size=budget.batch_size, lr=budget.lr,
+                  seed=seed, output=str(output),
                   finetune=str(finetune) if finetune else None, num_workers=num_workers, checkpoint_every=0,
                   progress=False)
     return from_dict(TrainConfig, values, source=f'{variant} on {subset.dataset}')
 
 
-def measure_sink(variant: str, timm_model: str, model_kwargs: Dict[str, Any], weights: PathLike, subset: Subset,
+def measure_sink(variant: str, timm_model: str, model_kwargs: Dict[str, Any], weights: PathLike, subset: Data,
                  analysis_images: int) -> Tuple[Optional[ModelAnalysis], Dict[str, Any]]:
     """The sink analysis of trained weights on about analysis_images test images of subset (the same number per
     class), and the row fields that report it: sink (summary metrics) and sink_note (why None, if it is)."""
     per_class = max(1, analysis_images // len(subset.classes))
-    images = load_images(subset.test_images(per_class))
+    images = subset.named_test_images(per_class)
     model = create_model(timm_model, len(subset.classes), model_kwargs, checkpoint=weights).eval()
     try:
         analysis = analyze_model(model, images, name=variant)
@@ -73,7 +76,7 @@ def measure_sink(variant: str, timm_model: str, model_kwargs: Dict[str, Any], we
         sink_note=None if analysis else f'the analysis cannot read the attention of {timm_model}')
 
 
-def remeasure_sink(row: Dict[str, Any], subset: Subset, run_dir: PathLike) -> Dict[str, Any]:
+def remeasure_sink(row: Dict[str, Any], subset: Data, run_dir: PathLike) -> Dict[str, Any]:
     """row with its sink fields measured again from the run's saved weights (run_dir/model.safetensors), on the
     same test images as when it was trained; `sink_measured` records when. Training numbers are kept."""
     weights = Path(run_dir) / 'model.safetensors'
@@ -85,7 +88,7 @@ def remeasure_sink(row: Dict[str, Any], subset: Subset, run_dir: PathLike) -> Di
     return dict(row, **fields, sink_measured=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
 
-def run_experiment(variant: str, subset: Subset, seed: int, budget: Budget, output: PathLike,
+def run_experiment(variant: str, subset: Data, seed: int, budget: Budget, output: PathLike,
                    finetune: Optional[PathLike] = None, num_workers: int = 0) -> RunResult:
     """Train variant on subset (fresh: an unfinished earlier run in output is removed), then measure it.
 
@@ -108,8 +111,7 @@ def run_experiment(variant: str, subset: Subset, seed: int, budget: Budget, outp
     row = dict(
         model=variant, timm_model=cfg.model, model_kwargs=cfg.model_kwargs, dataset=subset.dataset,
         budget=budget.tag(), budget_config=budget.to_dict(), seed=seed, epochs=cfg.epochs,
-        train_images=subset.train_per_class * len(subset.classes),
-        test_images=subset.test_per_class * len(subset.classes),
+        train_images=subset.num_train, test_images=subset.num_test,
         top1=metrics['val_top1'], top5=metrics['val_top5'], best_top1=metrics['best_val_top1'],
         params=metrics['num_params'], macs=count_macs(model, (3, subset.image_size, subset.image_size)),
         train_seconds=round(train_seconds, 1), images_per_sec=metrics['images_per_sec'],

@@ -13,6 +13,8 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..analysis import load_images
+from ..analysis.images import NamedImage
 from ..data import create_dataset
 
 PathLike = Union[str, Path]
@@ -30,10 +32,25 @@ class Subset:
     image_size: int
     classes: List[str]
 
+    # the engine reads a subset as class folders
+    engine_dataset = 'imagefolder'
+
+    @property
+    def num_train(self) -> int:
+        return self.train_per_class * len(self.classes)
+
+    @property
+    def num_test(self) -> int:
+        return self.test_per_class * len(self.classes)
+
     def test_images(self, per_class: int) -> List[Path]:
         """The first per_class test images of every class, class by class (the sink analysis' images)."""
         return [p for c in range(len(self.classes)) for p in sorted((self.root / 'test' / f'{c:02d}').iterdir())
                 [:per_class]]
+
+    def named_test_images(self, per_class: int) -> List[NamedImage]:
+        """test_images as (name, RGB image) pairs, as the analysis takes them."""
+        return load_images(self.test_images(per_class))
 
 
 def _per_class_indices(labels: np.ndarray, per_class: int, seed: int, name: str) -> Dict[int, np.ndarray]:

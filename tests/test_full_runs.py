@@ -1,0 +1,77 @@
+"""The full-scale comparison on a tiny synthetic stand-in: a run interrupted after its first epoch and continued
+gives the row of an uninterrupted run; a run with a row is skipped; the recipe is part of the key."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+import editvit.train.loop as loop
+from editvit.experiments import read_rows
+from editvit.experiments.full import FullRun, run_full, run_state
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {'model_kwargs': {'img_size': 32, 'patch_size': 8, 'embed_dim': 16, 'depth': 2, 'num_heads': 2},
+        'epochs': 2, 'batch_size': 16, 'warmup_epochs': 0.5}
+ARGS = ['--datasets', 'synthetic', '--models', 'edit', '--seeds', '0', '--synthetic-samples', '64',
+        '--analysis-images', '10', '--set', "model_kwargs={img_size: 32, patch_size: 8, embed_dim: 16, depth: 2, "
+        "num_heads: 2}", 'epochs=2', 'batch_size=16', 'warmup_epochs=0.5']
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location('full_script', ROOT / 'benchmarks' / 'full.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_interrupted_run_is_continued_to_the_same_row(tmp_path, monkeypatch):
+    run = FullRun('edit', 'synthetic', 0, overrides=TINY)
+    whole = run_full(run, tmp_path / 'whole', analysis_images=10, synthetic_samples=64, log=lambda s: None)
+
+    real, calls = loop.train_one_epoch, []
+
+    def stop_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, 'train_one_epoch', stop_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_full(run, tmp_path / 'cut', analysis_images=10, synthetic_samples=64, log=lambda s: None)
+    assert run_state(tmp_path / 'cut') == 'interrupted'
+    monkeypatch.setattr(loop, 'train_one_epoch', real)
+    continued = run_full(run, tmp_path / 'cut', analysis_images=10, synthetic_samples=64, log=lambda s: None)
+
+    assert run_state(tmp_path / 'cut') == 'finished'
+    assert 'resuming' in (tmp_path / 'cut' / 'log.txt').read_text()
+    assert continued['sittings'] == 2 and whole['sittings'] == 1
+    for key in ('top1', 'top5', 'best_top1', 'params', 'macs', 'budget', 'epochs', 'train_images', 'test_images'):
+        assert continued[key] == whole[key], key
+    assert continued['sink'] == pytest.approx(whole['sink'])  # exact resume: the same weights
+    assert continued['scale'] == 'full' and continued['recipe'] == 'cifar10_cpu' and continued['threads'] >= 1
+    assert set(continued['load_1min']) == {'start', 'end'} and continued['machine']['cores'] >= 1
+
+
+def test_finished_rows_are_skipped_and_the_recipe_is_in_the_key(tmp_path, capsys):
+    script = _script()
+    common = ['--results', str(tmp_path / 'full.jsonl'), '--work', str(tmp_path / 'runs')]
+    assert script.main(ARGS + common) == 0
+    rows = read_rows(tmp_path / 'full.jsonl')
+    assert len(rows) == 1 and rows[0]['budget'].startswith('cifar10_cpu-') and rows[0]['budget'].endswith('-e2')
+    capsys.readouterr()
+    assert script.main(ARGS + common) == 0
+    assert 'skip edit synthetic' in capsys.readouterr().out
+    assert len(read_rows(tmp_path / 'full.jsonl')) == 1
+    # another recipe value is another key: an old row never stands for it
+    other = FullRun('edit', 'synthetic', 0, overrides=dict(TINY, lr=1e-3))
+    assert other.tag() != rows[0]['budget'] and other.tag().startswith('cifar10_cpu-')
+    # a finished run folder without its row (killed during the analysis) is measured, not trained again
+    (tmp_path / 'full.jsonl').unlink()
+    assert script.main(ARGS + common) == 0
+    assert 'starting' not in capsys.readouterr().out
+    again = read_rows(tmp_path / 'full.jsonl')
+    assert again[0]['top1'] == rows[0]['top1'] and again[0]['sittings'] == 1
+    table = script.table(script.parse_args(ARGS + common + ['--seeds', '0', '1']))
+    assert '| synthetic | ' + rows[0]['budget'] + ' | edit | 1 |' in table and 'seed 1 | pending |' in table
