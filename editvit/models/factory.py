@@ -73,6 +73,9 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
             if key not in valid:
                 raise ConfigError(f'unknown model kwarg {key!r} for {name}; valid: {", ".join(valid)}')
     if num_classes is not None:
+        if kwargs.get('num_classes', num_classes) != num_classes:
+            raise ConfigError(f"model kwarg num_classes={kwargs['num_classes']} contradicts num_classes={num_classes}; "
+                              f"give the number of classes once, with --num-classes")
         kwargs['num_classes'] = num_classes
     if drop_path is not None:
         kwargs['drop_path_rate'] = drop_path
@@ -84,8 +87,8 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
             kwargs['pretrained_cfg_overlay'] = dict(file=local)
     try:
         model = timm.create_model(name, pretrained=pretrained, **kwargs)
-    except TypeError as e:
-        raise ConfigError(f'cannot create {name} with {kwargs}: {e}') from e
+    except (TypeError, ValueError, ZeroDivisionError, AssertionError, RuntimeError) as e:  # kwargs the layers reject
+        raise ConfigError(f'cannot create {name} with {kwargs}: {e or type(e).__name__}') from e
     if checkpoint is not None:
         load_model_weights(model, checkpoint)
     return model

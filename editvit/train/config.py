@@ -104,7 +104,7 @@ class TrainConfig:
     ema_decay: float = field_help('EMA decay per update', at_least=0, at_most=1, default=0.99996)
     # run
     output: Optional[str] = field_help('run folder', default=None)
-    seed: int = field_help('random seed', default=0)
+    seed: int = field_help('random seed', default=0, at_least=0, at_most=2**32 - 1)
     device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
     amp: Amp = field_help('autocast precision: bf16 (CPU and GPU), fp16 (GPU, with a grad scaler) or none',
                      default='none')
@@ -152,7 +152,8 @@ class EvalConfig:
     num_workers: int = field_help('data loader worker processes', at_least=0, default=2)
     device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
     amp: Amp = field_help('autocast precision', default='none')
-    seed: int = field_help('seed of the synthetic set and of carved validation splits', default=0)
+    seed: int = field_help('seed of the synthetic set and of carved validation splits', default=0, at_least=0,
+                           at_most=2**32 - 1)
     output: Optional[str] = field_help('also write the metrics to this JSON file', default=None)
     threads: Optional[int] = field_help('torch CPU threads (default: OMP_NUM_THREADS if set, else the idle cores)',
                                         at_least=1, default=None)
@@ -239,12 +240,16 @@ def from_dict(cls: Type[C], data: Mapping[str, Any], source: str = 'config') -> 
 
 def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f'config file {str(path)!r} is a folder; give the YAML file inside it')
     if not path.is_file():
         raise ConfigError(f'config file {str(path)!r} does not exist')
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f'{str(path)!r} is not valid YAML: {e}') from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f'{str(path)!r} is not a text file (byte {e.start} is not UTF-8); give a YAML file') from e
     if data is None:
         return {}
     if not isinstance(data, Mapping):

@@ -158,7 +158,8 @@ def _run(task: Task, env: D.DistEnv, out: Path, stop: StopRequest) -> Dict[str, 
     sampler, train_loader = task.create_loader(model, env)
     updates_per_epoch = len(sampler) // cfg.batch_size // plan.accum_steps
     if updates_per_epoch == 0:
-        raise ConfigError(f'the training set has {len(train_loader.dataset)} images: too few for one update of '
+        images = len(getattr(train_loader, 'dataset', sampler))  # TensorBatches hold no .dataset
+        raise ConfigError(f'the training set has {images} images: too few for one update of '
                           f'{plan.global_batch} images (batch_size {cfg.batch_size} x {env.world_size} processes x '
                           f'{plan.accum_steps} accumulation steps)')
     optimizer, scheduler = task.create_optimizer(model, plan.global_batch, updates_per_epoch)
