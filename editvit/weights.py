@@ -199,10 +199,12 @@ def check_values(model: nn.Module, state_dict: Mapping[str, torch.Tensor], sourc
                                   f'(e.g. saved after training diverged): use an earlier checkpoint')
 
 
-def load_model_weights(model: nn.Module, source: Union[PathLike, Mapping[str, torch.Tensor]]) -> nn.Module:
+def load_model_weights(model: nn.Module, source: Union[PathLike, Mapping[str, torch.Tensor]],
+                       name: Optional[str] = None) -> nn.Module:
     """Load weights into model strictly, after the adaptations of the `checkpoint_filter_fn` that timm's convention
-    puts beside the model class (for EDIT: DeiT3 conversion and position-embedding resampling)."""
-    name = str(source) if not isinstance(source, Mapping) else 'state dict'
+    puts beside the model class (for EDIT: DeiT3 conversion and position-embedding resampling). Errors name the
+    file (or `name`, for a state dict read from one)."""
+    name = name or (str(source) if not isinstance(source, Mapping) else 'state dict')
     state_dict = clean_state_dict(source) if isinstance(source, Mapping) else read_state_dict(source)
     state_dict = adapt_state_dict(model, state_dict, source=name)
     check_fits(model, state_dict, source=name)

@@ -46,6 +46,8 @@ def os_error_message(e: OSError) -> str:
         return f'no such file or folder:{where}'
     if e.errno == errno.EISDIR:
         return f'{where.strip() or "the path"} is a folder where a file was expected'
+    if e.errno == errno.EEXIST:
+        return f'{where.strip() or "a path"} already exists (a file where a folder is needed?); choose another path'
     if e.errno == errno.ENOTDIR:
         return f'{where.strip() or "a path"}: a part of it is a file where a folder was expected'
     return f'{e.strerror or e}:{where}'

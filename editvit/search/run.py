@@ -77,7 +77,7 @@ def run_search(
     _check_options(epochs=epochs, batch_size=batch_size, lr=lr, val_split_per_class=val_split_per_class,
                    val_batches=val_batches, population=population, generations=generations, parents=parents,
                    num_workers=num_workers, max_steps=max_steps, synthetic_samples=synthetic_samples,
-                   threads=threads)
+                   threads=threads, seed=seed)
     if output:
         _check_output(Path(output))
     previous = torch.get_num_threads()
@@ -103,6 +103,8 @@ def _check_options(**values: Any) -> None:
     for name, value in values.items():
         if name == 'lr':
             check_range(name, value, {'above': 0})
+        elif name == 'seed':
+            check_range(name, value, {'at_least': 0, 'at_most': 2**32 - 1})
         else:
             check_range(name, value, {'at_least': _RANGES[name]})
 
@@ -114,7 +116,8 @@ def _check_output(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f'cannot create the folder of output {str(path)!r}: {e.strerror}') from e
+        raise ConfigError(f'cannot create the folder of output {str(path)!r}: {e.strerror} '
+                          f'(is a part of the path a file?); choose another --output') from e
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise ConfigError(f'the folder of output {str(path)!r} is not writable; choose another --output')
 

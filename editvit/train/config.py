@@ -36,10 +36,11 @@ def check_range(key: str, value: Any, bounds: Mapping[str, float]) -> None:
     """ConfigError naming the option and its valid range when a number lies outside it (NaN included)."""
     if value is None or not bounds or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
-    if all(_BOUNDS[name][0](value, bound) for name, bound in bounds.items()):
+    if all(_BOUNDS[name][0](value, bound) for name, bound in bounds.items()) and not math.isinf(value):
         return
     valid = ' and '.join(_BOUNDS[name][1].format(bound) for name, bound in bounds.items())
-    raise ConfigError(f"{key!r} (--{key.replace('_', '-')}) must be {valid}, got {value}")
+    finite = 'a finite number ' if math.isinf(value) else ''
+    raise ConfigError(f"{key!r} (--{key.replace('_', '-')}) must be {finite}{valid}, got {value}")
 
 
 @dataclass

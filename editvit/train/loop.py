@@ -129,7 +129,8 @@ def run_task(task: Task, env: D.DistEnv) -> Dict[str, Any]:
     try:
         _open_folder(folder, cfg, env, task.command)
     except RunFinished as e:
-        check_resume(cfg, out)  # a different set-up is an error, not a finished run
+        if folder.has_checkpoint():  # (a finished run may have had its checkpoint deleted)
+            check_resume(cfg, out)  # a different set-up is an error, not a finished run
         if env.is_main:
             print(e, flush=True)
         return json.loads((out / FINISHED).read_text())
