@@ -235,6 +235,8 @@ def from_dict(cls: Type[C], data: Mapping[str, Any], source: str = 'config') -> 
             raise ConfigError(f'unknown key {key!r} in {source}; valid keys: {", ".join(valid)}')
     values = {k: _coerce(k, v, types[k]) for k, v in data.items()}
     for key, value in values.items():
+        if isinstance(value, str) and not value.strip():  # '' as a path would mean the current folder
+            raise ConfigError(f"{key!r} (--{key.replace('_', '-')}) is empty; give a value or leave it out")
         check_range(key, value, valid[key].metadata.get('range', {}))
     return cls(**values)
 
