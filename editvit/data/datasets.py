@@ -53,7 +53,8 @@ def _folder_split(root: Path, split: str, val_split_per_class: int, seed: int, s
     if classes != train_classes:
         only_val, only_train = sorted(set(classes) - set(train_classes)), sorted(set(train_classes) - set(classes))
         raise DataError(f'the class folders of {str(val_dir)!r} differ from those of {str(train_dir)!r}: '
-                        f'only in val: {", ".join(only_val) or "none"}; only in train: {", ".join(only_train) or "none"}')
+                        f'only in val: {", ".join(only_val) or "none"}; '
+                        f'only in train: {", ".join(only_train) or "none"}')
     return ImageFolderDataset(classes, samples, skip_bad_images)
 
 
