@@ -293,3 +293,32 @@ def test_ctrl_c_while_the_command_loads_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, 'build_parser', interrupted)
     assert main(['models']) == 130
     assert capsys.readouterr().err == 'editvit: interrupted\n'
+
+
+def test_a_model_kwarg_of_the_wrong_kind_is_refused():
+    with pytest.raises(ConfigError, match="qkv_bias='maybe' of edit_tiny_patch16_224 must be True or False"):
+        tiny(qkv_bias='maybe')
+    with pytest.raises(ConfigError, match="mlp_ratio='four' of edit_tiny_patch16_224 must be a number"):
+        tiny(mlp_ratio='four')
+
+
+def _fake_run(folder, **config):
+    import yaml
+    folder.mkdir()
+    (folder / 'config.yaml').write_text(yaml.safe_dump(dict(dict(model='edit_tiny_patch16_224'), **config)))
+    (folder / 'model.safetensors').write_bytes(b'')
+    return str(folder)
+
+
+@pytest.mark.parametrize('command, kind, words', [
+    (['eval', '--run'], 'segmentation', 'holds a segmentation run'),
+    (['train', '--resume', '--output'], 'segmentation', 'holds a segmentation run'),
+    (['analyze', '--output', 'OUT', '--run'], 'segmentation', 'holds a segmentation run'),
+    (['segment', 'eval', '--run'], 'classification', 'holds a classification run'),
+    (['segment', 'train', '--resume', '--output'], 'classification', 'holds a classification run'),
+])
+def test_a_run_of_the_other_task_is_named(tmp_path, capsys, command, kind, words):
+    run = _fake_run(tmp_path / 'run', **(dict(decoder='linear') if kind == 'segmentation' else dict(ema=False)))
+    command = [str(tmp_path / 'out') if c == 'OUT' else c for c in command]
+    assert main([*command, run]) == 2
+    assert words in one_error_line(capsys, ' '.join(command[:2] if command[0] == 'segment' else command[:1]))

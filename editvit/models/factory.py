@@ -23,8 +23,9 @@ def check_model_name(name: str) -> None:
     raise ConfigError(f'unknown model {name!r}{hint}')
 
 
-def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
-    """The constructor arguments a timm model accepts (None if it takes any **kwargs or cannot be inspected)."""
+def model_parameters(name: str) -> Optional[Dict[str, Any]]:
+    """The constructor arguments a timm model accepts with their defaults (None if it takes any **kwargs or cannot
+    be inspected)."""
     try:
         with torch.device('meta'):  # no memory, no initialisation cost
             cls = type(timm.create_model(name))
@@ -33,7 +34,22 @@ def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
-    return tuple(p for p in params if p != 'self')
+    return {k: p.default for k, p in params.items() if k != 'self'}
+
+
+def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
+    """The constructor arguments a timm model accepts (None if it takes any **kwargs or cannot be inspected)."""
+    params = model_parameters(name)
+    return None if params is None else tuple(params)
+
+
+def check_kwarg_type(name: str, key: str, value: Any, default: Any) -> None:
+    """ConfigError for a kwarg whose kind differs from its default's: a flag that is not True/False, a number given
+    as text (a misspelt value would otherwise be taken as it is: qkv_bias='maybe' is true)."""
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f'model kwarg {key}={value!r} of {name} must be True or False')
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, (str, bool)):
+        raise ConfigError(f'model kwarg {key}={value!r} of {name} must be a number (default {default!r})')
 
 
 def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Optional[Mapping[str, Any]] = None, *,
@@ -67,11 +83,12 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
                           f'--checkpoint FILE for local weights, or drop the tag ({name.split(".")[0]}) for '
                           f'random weights')
     kwargs: Dict[str, Any] = dict(model_kwargs or {})
-    valid = model_arguments(name)
+    valid = model_parameters(name)
     if valid is not None:
-        for key in kwargs:
+        for key, value in kwargs.items():
             if key not in valid:
                 raise ConfigError(f'unknown model kwarg {key!r} for {name}; valid: {", ".join(valid)}')
+            check_kwarg_type(name, key, value, valid[key])
     if num_classes is not None:
         if kwargs.get('num_classes', num_classes) != num_classes:
             raise ConfigError(f"model kwarg num_classes={kwargs['num_classes']} contradicts num_classes={num_classes}; "

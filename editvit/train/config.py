@@ -264,6 +264,19 @@ def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
 _NOT_FROM_RUN = frozenset({'output', 'run', 'resume', 'overwrite', 'progress', 'tensorboard', 'checkpoint_every'})
 
 
+def check_run_kind(saved: Mapping[str, Any], cls: Type, run: Union[str, Path]) -> None:
+    """ConfigError when the run folder of one task is given to the other's command: a segmentation run (its config
+    has a decoder) to a classification config or the reverse."""
+    segmentation_run, segmentation_cls = 'decoder' in saved, 'decoder' in {f.name for f in fields(cls)}
+    if segmentation_run and not segmentation_cls:
+        raise ConfigError(f'{str(run)!r} holds a segmentation run (editvit segment train): give it to '
+                          f'`editvit segment eval --run` or `editvit segment train --resume`')
+    if segmentation_cls and not segmentation_run:
+        raise ConfigError(f'{str(run)!r} holds a classification run (editvit train): give it to `editvit eval --run` '
+                          f'or `editvit train --resume`; to segment with its weights, pass its model.safetensors as '
+                          f'--pretrained of `editvit segment train`')
+
+
 def values_from_run(run: Union[str, Path], cls: Type) -> Dict[str, Any]:
     """The values an evaluation config `cls` takes from a training run folder: every field the run's config.yaml
     shares with cls (renamed by cls.RUN_KEYS, a training key -> evaluation key or None to drop it), and the run's
@@ -276,6 +289,7 @@ def values_from_run(run: Union[str, Path], cls: Type) -> Dict[str, Any]:
         raise ConfigError(f'the run in {str(run)!r} has no model.safetensors: it has not finished; resume it, or '
                           f'evaluate its last checkpoint with --checkpoint {run / "checkpoint-last.pth"}')
     saved = read_yaml(run / 'config.yaml')
+    check_run_kind(saved, cls, run)
     renames = getattr(cls, 'RUN_KEYS', {})
     names = {f.name for f in fields(cls)}
     values = {}
