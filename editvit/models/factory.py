@@ -106,6 +106,19 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
         model = timm.create_model(name, pretrained=pretrained, **kwargs)
     except (TypeError, ValueError, ZeroDivisionError, AssertionError, RuntimeError) as e:  # kwargs the layers reject
         raise ConfigError(f'cannot create {name} with {kwargs}: {e or type(e).__name__}') from e
+    check_patch_grid(name, model)
     if checkpoint is not None:
         load_model_weights(model, checkpoint)
     return model
+
+
+def check_patch_grid(name: str, model: nn.Module) -> None:
+    """ConfigError for an image size that is not a multiple of the patch size: the patch embedding would silently
+    drop the last pixels of every row and column."""
+    embed = getattr(model, 'patch_embed', None)
+    size, patch = getattr(embed, 'img_size', None), getattr(embed, 'patch_size', None)
+    if size is None or patch is None or getattr(embed, 'dynamic_img_pad', False):
+        return
+    if any(s % p for s, p in zip(size, patch)):
+        raise ConfigError(f'{name}: img_size {tuple(size)} is not a multiple of patch_size {tuple(patch)}; the last '
+                          f'pixels of each row and column would be dropped: choose sizes that divide')
