@@ -13,8 +13,6 @@ import torch
 from PIL import Image
 
 from editvit.cli import main, os_error_message
-from editvit.cli.train import parse_kwargs
-from editvit.cli import UsageError
 from editvit.data import create_dataset
 from editvit.errors import CheckpointError, ConfigError, DataError
 from editvit.models.factory import create_model
@@ -148,11 +146,6 @@ def test_a_config_that_is_not_a_yaml_text_file(tmp_path, content, words):
     path.mkdir() if content is None else path.write_bytes(content)
     with pytest.raises(ConfigError, match=words):
         read_yaml(path)
-
-
-def test_model_kwargs_given_twice_are_refused():
-    with pytest.raises(UsageError, match="'depth' is given twice"):
-        parse_kwargs(['depth=2', 'depth=3'])
 
 
 @pytest.mark.parametrize('kwargs, words', [(dict(patch_size=0), 'division'), (dict(num_heads=5), 'divisible'),

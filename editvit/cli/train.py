@@ -24,8 +24,6 @@ def parse_kwargs(items) -> Dict[str, Any]:
         if '=' not in item:
             raise UsageError(f'model kwarg {item!r} is not of the form key=value')
         key, text = item.split('=', 1)
-        if key in out:
-            raise UsageError(f'model kwarg {key!r} is given twice ({key}={out[key]!r} and {item}); give it once')
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
