@@ -17,6 +17,7 @@ from editvit.data import create_dataset
 from editvit.errors import CheckpointError, ConfigError, DataError
 from editvit.models.factory import create_model
 from editvit.search import PSViTSearchSpace
+from editvit.segmentation import SegTrainConfig
 from editvit.segmentation.folder import mask_folder
 from editvit.segmentation.segmenter import create_segmenter
 from editvit.train import TrainConfig, from_dict
@@ -122,10 +123,11 @@ def test_a_damaged_cifar_copy_does_not_suggest_downloading(tmp_path):
     ('seed', 2**70, "'seed' (--seed) must be >= 0"),
     ('lr', math.inf, "'lr' (--lr) must be a finite number > 0, got inf"),
     ('output', '', "'output' (--output) is empty"),
+    ('momentum', 2.0, "'momentum' (--momentum) must be >= 0 and < 1, got 2.0"),
 ])
 def test_values_refused_where_the_config_is_parsed(key, value, words):
     with pytest.raises(ConfigError, match=words.replace('(', r'\(').replace(')', r'\)')):
-        from_dict(TrainConfig, {key: value})
+        from_dict(SegTrainConfig if key == 'momentum' else TrainConfig, {key: value})
 
 
 def test_an_empty_option_is_refused_not_read_as_the_current_folder(tmp_path, capsys, monkeypatch):

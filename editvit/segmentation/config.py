@@ -50,7 +50,7 @@ class SegTrainConfig:
     batch_size: int = field_help('images per process and step', at_least=1, default=8)
     global_batch_size: Optional[int] = field_help('images per update (gradient accumulation)', at_least=1, default=None)
     optimizer: str = field_help("timm optimizer name (Segmenter: timm's 'sgd', i.e. Nesterov momentum)", default='sgd')
-    momentum: float = field_help('SGD momentum', at_least=0, default=0.9)
+    momentum: float = field_help('SGD momentum', at_least=0, below=1, default=0.9)
     lr: float = field_help('learning rate', above=0, default=1e-3)
     min_lr: float = field_help('final learning rate of the poly decay', at_least=0, default=1e-5)
     poly_power: float = field_help('power of the poly decay', at_least=0, default=0.9)

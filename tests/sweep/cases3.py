@@ -50,7 +50,6 @@ CASES = [
  an('an-regneurons-0', *AM, '--images', f'{D}/img/tiny.png', '--test-time-registers', '1', '--register-neurons', '0'),
  an('an-hnr-neg', *AM, '--images', f'{D}/img/tiny.png', '--high-norm-ratio', '-1'),
  an('an-hnt-nan', *AM, '--images', f'{D}/img/tiny.png', '--high-norm-threshold', 'nan'),
- an('an-threads-0', *AM, '--images', f'{D}/img/tiny.png', '--threads', '0'),
  an('an-ckpt-random', *AM, '--images', f'{D}/img/tiny.png', '--checkpoint', f'{W}/random.pth'),
  an('an-ckpt-nan', *AM, '--images', f'{D}/img/tiny.png', '--checkpoint', f'{W}/nan.pth'),
  an('an-ckpt-deit3', *AM, '--images', f'{D}/img/tiny.png', '--checkpoint', f'{W}/deit3.pth'),

@@ -5,7 +5,6 @@ M = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=32', 'patch
 SM = M
 EV = ['eval', *M, *C, '--batch-size', '4', '--dataset', 'synthetic', '--num-classes', '10', '--synthetic-samples', '16', '--checkpoint', f'{W}/good.pth']
 CASES = [
- ('eval-output-dir', EV + ['--output', O]),
  ('eval-output-under-file', EV + ['--output', f'{O}/afile/m.json']),
  ('eval-output-empty', EV + ['--output', '']),
  ('segeval-output-file', ['segment', 'eval', *SM, *C, '--dataset', 'synthetic', '--checkpoint', f'{W}/good.pth', '--output', f'{O}/afile']),
