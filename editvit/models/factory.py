@@ -122,4 +122,5 @@ def check_patch_grid(name: str, model: nn.Module) -> None:
         return
     if any(s % p for s, p in zip(size, patch)):
         print(f'warning: {name}: img_size {tuple(size)} is not a multiple of patch_size {tuple(patch)}; the last '
-              f'{tuple(s % p for s, p in zip(size, patch))} pixels of the rows and columns are dropped', file=sys.stderr)
+              f'{tuple(s % p for s, p in zip(size, patch))} pixels of the rows and columns are dropped',
+              file=sys.stderr)
