@@ -169,14 +169,45 @@ def check_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source:
     raise CheckpointError('\n'.join(lines))
 
 
-def load_model_weights(model: nn.Module, source: Union[PathLike, Mapping[str, torch.Tensor]]) -> nn.Module:
-    """Load weights into model strictly, after the adaptations of the `checkpoint_filter_fn` that timm's convention
-    puts beside the model class (for EDIT: DeiT3 conversion and position-embedding resampling)."""
-    name = str(source) if not isinstance(source, Mapping) else 'state dict'
-    state_dict = clean_state_dict(source) if isinstance(source, Mapping) else read_state_dict(source)
+def adapt_state_dict(model: nn.Module, state_dict: Dict[str, torch.Tensor], source: str) -> Dict[str, torch.Tensor]:
+    """The adaptations of the `checkpoint_filter_fn` that timm's convention puts beside the model class (for EDIT:
+    DeiT3 conversion, position-embedding resampling); weights it cannot adapt are a CheckpointError."""
     filter_fn = getattr(sys.modules.get(type(model).__module__), 'checkpoint_filter_fn', None)
-    if filter_fn is not None:
-        state_dict = filter_fn(state_dict, model)
+    if filter_fn is None:
+        return state_dict
+    try:
+        return filter_fn(state_dict, model)
+    except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as e:  # weights of another shape or kind
+        raise CheckpointError(f'{source} cannot be converted to {type(model).__name__} ({e}); check the model name '
+                              f'and its kwargs (embed_dim, depth, num_heads) against the ones the weights were '
+                              f'trained with') from e
+
+
+def check_values(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """CheckpointError for weights that would load into model without error but make it wrong: integer tensors where
+    the model holds floats (load_state_dict would cast them), and NaN or infinite values."""
+    own = model.state_dict()
+    for key, value in state_dict.items():
+        mine = own.get(key)
+        if mine is None or not mine.is_floating_point() or not isinstance(value, torch.Tensor):
+            continue
+        if not value.is_floating_point():
+            raise CheckpointError(f'{source}: {key!r} holds {value.dtype} values where the model has floating-point '
+                                  f'weights; these are not weights of this model')
+        if not torch.isfinite(value).all() and torch.isfinite(mine).all():
+            raise CheckpointError(f'{source}: {key!r} holds NaN or infinite values; the weights are damaged '
+                                  f'(e.g. saved after training diverged): use an earlier checkpoint')
+
+
+def load_model_weights(model: nn.Module, source: Union[PathLike, Mapping[str, torch.Tensor]],
+                       name: Optional[str] = None) -> nn.Module:
+    """Load weights into model strictly, after the adaptations of the `checkpoint_filter_fn` that timm's convention
+    puts beside the model class (for EDIT: DeiT3 conversion and position-embedding resampling). Errors name the
+    file (or `name`, for a state dict read from one)."""
+    name = name or (str(source) if not isinstance(source, Mapping) else 'state dict')
+    state_dict = clean_state_dict(source) if isinstance(source, Mapping) else read_state_dict(source)
+    state_dict = adapt_state_dict(model, state_dict, source=name)
     check_fits(model, state_dict, source=name)
+    check_values(model, state_dict, source=name)
     model.load_state_dict(state_dict)
     return model

@@ -31,11 +31,16 @@ def _env():
     return dict(os.environ, OMP_NUM_THREADS='1', PYTHONHASHSEED='0')
 
 
-def _start(cmd) -> subprocess.Popen:
-    """Start a run and return once it printed its first log line (the model and data are set up)."""
+def _start(cmd, until: str = '') -> subprocess.Popen:
+    """Start a run and return once it printed its first log line (the model and data are set up), or, with `until`,
+    the first line that starts with it (e.g. 'epoch 0': the first epoch is done)."""
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()
     assert first.startswith(('training', 'resuming')), first + proc.stderr.read()
+    line = first
+    while until and not line.startswith(until):
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
     return proc
 
 
@@ -45,26 +50,29 @@ def _stop(proc: subprocess.Popen, sig: int):
     return proc.returncode, err
 
 
+LONGER = ('--epochs', '8')  # enough epochs left after the first that a signal always arrives mid-run
+
+
 def test_a_signal_stops_with_a_checkpoint_and_the_resumed_run_ends_with_the_same_bytes(tmp_path, one_thread):
     reference = tmp_path / 'reference'
-    assert main(['train', *ARGS, '--output', str(reference)]) == 0  # in this process: one start-up less
+    assert main(['train', *ARGS, *LONGER, '--output', str(reference)]) == 0  # in this process: one start-up less
 
     run = tmp_path / 'run'
-    code, err = _stop(_start(_command(run)), signal.SIGINT)
+    code, err = _stop(_start(_command(run, *LONGER), until='epoch 0'), signal.SIGINT)  # stopped after epoch 0
     state = load_checkpoint(run / LAST)
     assert code == 130 and state['updates'] >= 1 and not (run / 'model.safetensors').exists()
     assert err.strip().splitlines() == [
         f'editvit train: stopped by SIGINT at epoch {state["epoch"]}, update {state["updates"]}; checkpoint saved. '
         f'Resume with: editvit train --resume --output {run}']
-    code, err = _stop(_start(_command(run, '--resume')), signal.SIGTERM)  # stopped again, resumed
+    code, err = _stop(_start(_command(run, *LONGER, '--resume')), signal.SIGTERM)  # stopped again, resumed
     later = load_checkpoint(run / LAST)  # a signal before the first update of the resumed run stops it at once
     assert code == 143 and later['updates'] >= state['updates'], err
     assert err.strip() == (f'editvit train: stopped by SIGTERM at epoch {later["epoch"]}, update {later["updates"]}; '
                            f'checkpoint saved. Resume with: editvit train --resume --output {run}')
     assert 'stopped by SIGTERM' in (run / 'log.txt').read_text()
-    assert main(['train', '--resume', '--output', str(run)]) == 0
+    assert main(['train', '--resume', *LONGER, '--output', str(run)]) == 0
     assert (run / 'model.safetensors').read_bytes() == (reference / 'model.safetensors').read_bytes()
-    assert len((run / 'summary.csv').read_text().splitlines()) == 4
+    assert len((run / 'summary.csv').read_text().splitlines()) == 1 + 8
 
 
 def test_a_second_run_into_a_running_folder_fails_at_once_naming_the_first(tmp_path, capsys):

@@ -51,6 +51,9 @@ class ModelSpec:
         if weights is None or not isinstance(config, dict) or not config.get('model'):
             raise ConfigError(f'{str(run)!r} holds no trained weights ({" or ".join(RUN_WEIGHTS)}) or no model in '
                               f'its config.yaml')
+        if 'decoder' in config:
+            raise ConfigError(f'{str(run)!r} holds a segmentation run; analyze takes classification runs, or its '
+                              f'backbone with --model {config["model"]} and --checkpoint')
         kwargs = dict(config.get('model_kwargs') or {})
         head = read_state_dict(weights).get('head.weight')
         if head is not None:

@@ -46,12 +46,34 @@ def os_error_message(e: OSError) -> str:
         return f'no such file or folder:{where}'
     if e.errno == errno.EISDIR:
         return f'{where.strip() or "the path"} is a folder where a file was expected'
+    if e.errno == errno.EEXIST:
+        return f'{where.strip() or "a path"} already exists (a file where a folder is needed?); choose another path'
     if e.errno == errno.ENOTDIR:
         return f'{where.strip() or "a path"}: a part of it is a file where a folder was expected'
     return f'{e.strerror or e}:{where}'
 
 
+def check_not_empty(args: argparse.Namespace) -> None:
+    """UsageError for an option given as an empty string (`--output ""` would otherwise mean the current folder)."""
+    for key, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.strip() and key != 'pattern':
+                raise UsageError(f"--{key.replace('_', '-')} is empty; give a value or leave the option out")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """`_main`, with a Ctrl-C while the libraries load (before a command runs) as one line and exit code 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        words = sys.argv[1:] if argv is None else argv
+        if '--debug' in words or os.environ.get(DEBUG_ENV, '') not in ('', '0'):
+            raise
+        print('editvit: interrupted', file=sys.stderr)
+        return 130
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     """Run one command. Bad input (an EditvitError, an OSError, a usage error) ends as one line on stderr and exit
     code 2; a training run stopped by SIGINT/SIGTERM as one line saying how to resume and 128 + the signal's number
     (130, 143); a second Ctrl-C as one line and 130. With --debug or EDITVIT_DEBUG=1 the traceback is shown
@@ -64,6 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = args.debug or os.environ.get(DEBUG_ENV, '') not in ('', '0')
     prefix = ' '.join(['editvit', args.command] + ([args.action] if getattr(args, 'action', None) else [])) + ':'
     try:
+        check_not_empty(args)
         return int(args.func(args) or 0)
     except RunInterrupted as e:
         print(f'{prefix} {e}', file=sys.stderr)

@@ -1,5 +1,7 @@
 """`editvit analyze`: attention-sink metrics (Fig. 1) and sequential attention maps (Fig. 5) for EDIT and ViTs."""
 import argparse
+import math
+import os
 import time
 from typing import List
 
@@ -79,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
     if args.high_norm_ratio is not None and args.high_norm_ratio <= 1:
         raise UsageError(f'--high-norm-ratio must be above 1 (a multiple of the median norm), got '
                          f'{args.high_norm_ratio}')
+    if args.high_norm_threshold is not None and not 0 < args.high_norm_threshold < math.inf:
+        raise UsageError(f'--high-norm-threshold must be a finite norm above 0, got {args.high_norm_threshold}')
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f'--threads must be at least 1, got {args.threads}')
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UsageError(f'output {args.output!r} is a file, not a folder; choose another --output')
     if args.register_neurons is not None and not args.test_time_registers:
         raise UsageError('--register-neurons K needs --test-time-registers R')
     specs = _specs(args)

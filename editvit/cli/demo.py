@@ -1,5 +1,6 @@
 """`editvit demo`: train a small EDIT and DeiT3 on CIFAR-10, evaluate, analyse, and write a report folder."""
 import argparse
+import os
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +30,12 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.demo import DEMO_TRAIN_PER_CLASS
     from . import UsageError
 
+    for option, value, least in (('--epochs', args.epochs, 1), ('--train-per-class', args.train_per_class, 1),
+                                 ('--threads', args.threads, 1), ('--seed', args.seed, 0)):
+        if value is not None and value < least:  # checked before the data is looked for
+            raise UsageError(f'{option} must be at least {least}, got {value}')
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise UsageError(f'output {args.output!r} is a file, not a folder; choose another --output')
     budget = replace(DEMO_BUDGET, epochs=args.epochs) if args.epochs else DEMO_BUDGET
     try:
         report = run_demo(args.output, data_dir=args.data_dir, budget=budget, download_root=args.download_root,

@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pattern is not None and not args.pattern.strip():
+        raise UsageError("the model pattern is empty; give one such as 'edit_*', or none for editvit's models")
     if args.pattern is None:
         names = editvit_models()
     else:

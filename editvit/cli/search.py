@@ -1,6 +1,7 @@
 """`editvit search`: PSViT's search for token numbers and attention sharing under a MACs budget (thin over
 `editvit.search.run_search`)."""
 import argparse
+import math
 import os
 from typing import Tuple
 
@@ -71,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
             token_choices=args.token_choices, depths=args.depths, pooling=args.pooling, img_size=args.img_size,
             patch_size=args.patch_size, embed_dim=args.embed_dim, num_heads=args.num_heads,
             num_classes=args.num_classes)
+        if args.budget_mmacs is not None and not 0 < args.budget_mmacs < math.inf:
+            raise UsageError(f'--budget-mmacs must be a finite number of millions of MACs above 0, got '
+                             f'{args.budget_mmacs}')
         budget = int(args.budget_mmacs * 1e6) if args.budget_mmacs is not None else None
         print(f'search space: {space.size} members, {space.macs(space.cheapest()) / 1e6:.2f} to '
               f'{space.macs(space.largest()) / 1e6:.2f} MMACs', flush=True)

@@ -86,6 +86,8 @@ def run_training(args: argparse.Namespace, cls: Type, train_fn: Callable[[Any], 
 
     overrides = overrides_from(args, cls)
     try:
+        if overrides.get('resume') and overrides.get('overwrite'):
+            raise ConfigError('--resume continues a run and --overwrite starts it again: pass one of them')
         if overrides.get('resume') and not args.config:
             if not overrides.get('output'):
                 raise ConfigError('--resume needs --output DIR, the run to continue')

@@ -51,8 +51,10 @@ def _folder_split(root: Path, split: str, val_split_per_class: int, seed: int, s
     classes, samples = scan_class_folders(val_dir)
     train_classes, _ = scan_class_folders(train_dir)
     if classes != train_classes:
-        raise DataError(f'the class folders of {str(val_dir)!r} ({len(classes)}) differ from those of '
-                        f'{str(train_dir)!r} ({len(train_classes)})')
+        only_val, only_train = sorted(set(classes) - set(train_classes)), sorted(set(train_classes) - set(classes))
+        raise DataError(f'the class folders of {str(val_dir)!r} differ from those of {str(train_dir)!r}: '
+                        f'only in val: {", ".join(only_val) or "none"}; '
+                        f'only in train: {", ".join(only_train) or "none"}')
     return ImageFolderDataset(classes, samples, skip_bad_images)
 
 
@@ -101,8 +103,10 @@ def create_dataset(
             if (base / batches).is_dir():
                 try:
                     return cls(str(base), train=split == 'train', download=False)
-                except RuntimeError as e:  # torchvision's integrity check
-                    raise DataError(f'{str(base / batches)!r} is not a complete {name} copy: {e}') from e
+                except RuntimeError as e:  # torchvision's integrity check (its text suggests download=True)
+                    raise DataError(f'{str(base / batches)!r} is not a complete {name} copy (a file is missing or '
+                                    f'its checksum differs); replace it with the original python-version '
+                                    f'archive') from e
         if not (path / 'train').is_dir():
             raise DataError(f'{str(path)!r} holds neither {batches}/ (torchvision format) nor JPEG class folders '
                             f'({FOLDER_LAYOUT})')

@@ -1,5 +1,6 @@
 """Fashion-MNIST from its idx files (gzip-compressed or not), grey scale repeated to three channels."""
 import gzip
+import zlib
 from pathlib import Path
 from typing import Tuple
 
@@ -23,7 +24,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, 'rb') as f:
             data = f.read()
-    except OSError as e:
+    except (OSError, EOFError, zlib.error) as e:  # EOFError, zlib.error: a cut or damaged .gz
         raise DataError(f'cannot read idx file {str(path)!r}: {e}') from e
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f'{str(path)!r} is not a uint8 idx file (header {data[:4].hex()!r})')
@@ -51,9 +52,12 @@ class FashionMNIST(Dataset):
         images_file, labels_file = (_find(Path(root), stem) for stem in _FILES[split])
         self.images = read_idx(images_file)  # (N, 28, 28)
         self.labels = read_idx(labels_file)  # (N,)
-        if self.images.ndim != 3 or len(self.images) != len(self.labels):
+        if self.images.ndim != 3 or self.labels.ndim != 1 or len(self.images) != len(self.labels):
             raise DataError(f'{str(images_file)!r} ({self.images.shape}) and {str(labels_file)!r} '
                             f'({self.labels.shape}) do not form an image set')
+        if len(self.labels) and self.labels.max() >= len(CLASSES):
+            raise DataError(f'{str(labels_file)!r} holds label {int(self.labels.max())}; Fashion-MNIST labels are '
+                            f'0..{len(CLASSES) - 1}')
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -24,6 +24,10 @@ def scan_class_folders(root: Path) -> Tuple[List[str], List[Sample]]:
         raise DataError(f'{str(root)!r} holds no class folders: expected {str(root)}/<class>/<image>.jpg') from e
     if not samples:
         raise DataError(f'no images ({", ".join(IMG_EXTENSIONS[:4])}, ...) in the class folders of {str(root)!r}')
+    empty = sorted(set(classes) - {classes[label] for _, label in samples})
+    if empty:  # a class without images would be a label the model never sees
+        raise DataError(f'the class folder(s) {", ".join(map(repr, empty))} of {str(root)!r} hold no images '
+                        f'({", ".join(IMG_EXTENSIONS[:4])}, ...); add images or remove the folder(s)')
     return classes, samples
 
 

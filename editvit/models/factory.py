@@ -2,6 +2,7 @@
 and experiments: the name and kwargs checked with errors that list the valid choices, then local weights if given."""
 import difflib
 import inspect
+import sys
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
@@ -23,8 +24,9 @@ def check_model_name(name: str) -> None:
     raise ConfigError(f'unknown model {name!r}{hint}')
 
 
-def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
-    """The constructor arguments a timm model accepts (None if it takes any **kwargs or cannot be inspected)."""
+def model_parameters(name: str) -> Optional[Dict[str, Any]]:
+    """The constructor arguments a timm model accepts with their defaults (None if it takes any **kwargs or cannot
+    be inspected)."""
     try:
         with torch.device('meta'):  # no memory, no initialisation cost
             cls = type(timm.create_model(name))
@@ -33,7 +35,22 @@ def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
     params = inspect.signature(cls.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
-    return tuple(p for p in params if p != 'self')
+    return {k: p.default for k, p in params.items() if k != 'self'}
+
+
+def model_arguments(name: str) -> Optional[Tuple[str, ...]]:
+    """The constructor arguments a timm model accepts (None if it takes any **kwargs or cannot be inspected)."""
+    params = model_parameters(name)
+    return None if params is None else tuple(params)
+
+
+def check_kwarg_type(name: str, key: str, value: Any, default: Any) -> None:
+    """ConfigError for a kwarg whose kind differs from its default's: a flag that is not True/False, a number given
+    as text (a misspelt value would otherwise be taken as it is: qkv_bias='maybe' is true)."""
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f'model kwarg {key}={value!r} of {name} must be True or False')
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, (str, bool)):
+        raise ConfigError(f'model kwarg {key}={value!r} of {name} must be a number (default {default!r})')
 
 
 def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Optional[Mapping[str, Any]] = None, *,
@@ -67,12 +84,16 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
                           f'--checkpoint FILE for local weights, or drop the tag ({name.split(".")[0]}) for '
                           f'random weights')
     kwargs: Dict[str, Any] = dict(model_kwargs or {})
-    valid = model_arguments(name)
+    valid = model_parameters(name)
     if valid is not None:
-        for key in kwargs:
+        for key, value in kwargs.items():
             if key not in valid:
                 raise ConfigError(f'unknown model kwarg {key!r} for {name}; valid: {", ".join(valid)}')
+            check_kwarg_type(name, key, value, valid[key])
     if num_classes is not None:
+        if kwargs.get('num_classes', num_classes) != num_classes:
+            raise ConfigError(f"model kwarg num_classes={kwargs['num_classes']} contradicts num_classes={num_classes}; "
+                              f"give the number of classes once, with --num-classes")
         kwargs['num_classes'] = num_classes
     if drop_path is not None:
         kwargs['drop_path_rate'] = drop_path
@@ -84,8 +105,22 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
             kwargs['pretrained_cfg_overlay'] = dict(file=local)
     try:
         model = timm.create_model(name, pretrained=pretrained, **kwargs)
-    except TypeError as e:
-        raise ConfigError(f'cannot create {name} with {kwargs}: {e}') from e
+    except (TypeError, ValueError, ZeroDivisionError, AssertionError, RuntimeError) as e:  # kwargs the layers reject
+        raise ConfigError(f'cannot create {name} with {kwargs}: {e or type(e).__name__}') from e
+    check_patch_grid(name, model)
     if checkpoint is not None:
         load_model_weights(model, checkpoint)
     return model
+
+
+def check_patch_grid(name: str, model: nn.Module) -> None:
+    """A warning on stderr for an image size that is not a multiple of the patch size: the patch embedding drops the
+    last pixels of every row and column (kept possible: 28-px Fashion-MNIST with 8-px patches is such a set-up)."""
+    embed = getattr(model, 'patch_embed', None)
+    size, patch = getattr(embed, 'img_size', None), getattr(embed, 'patch_size', None)
+    if size is None or patch is None or getattr(embed, 'dynamic_img_pad', False):
+        return
+    if any(s % p for s, p in zip(size, patch)):
+        print(f'warning: {name}: img_size {tuple(size)} is not a multiple of patch_size {tuple(patch)}; the last '
+              f'{tuple(s % p for s, p in zip(size, patch))} pixels of the rows and columns are dropped',
+              file=sys.stderr)

@@ -100,9 +100,9 @@ def run_search(
     _check_options(epochs=epochs, batch_size=batch_size, lr=lr, val_split_per_class=val_split_per_class,
                    val_batches=val_batches, population=population, generations=generations, parents=parents,
                    num_workers=num_workers, max_steps=max_steps, synthetic_samples=synthetic_samples,
-                   threads=threads, checkpoint_every=checkpoint_every)
+                   threads=threads, checkpoint_every=checkpoint_every, seed=seed)
     if budget_macs is not None and space.macs(space.cheapest()) > budget_macs:
-        raise ValueError(f'no member fits {budget_macs:,} MACs; the cheapest needs {space.macs(space.cheapest()):,}')
+        raise ConfigError(f'no member fits {budget_macs:,} MACs; the cheapest needs {space.macs(space.cheapest()):,}')
     cfg = SupernetConfig(
         space=space_fields(space), dataset=dataset, data_dir=data_dir, budget_macs=budget_macs,
         val_split_per_class=val_split_per_class, synthetic_samples=synthetic_samples, lr=lr, max_steps=max_steps,
@@ -125,6 +125,8 @@ def _check_options(**values: Any) -> None:
     for name, value in values.items():
         if name == 'lr':
             check_range(name, value, {'above': 0})
+        elif name == 'seed':
+            check_range(name, value, {'at_least': 0, 'at_most': 2**32 - 1})
         else:
             check_range(name, value, {'at_least': _RANGES[name]})
 

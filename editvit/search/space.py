@@ -56,6 +56,13 @@ class PSViTSearchSpace:
     pairs: Tuple[int, ...] = field(init=False, repr=False)  # layers that may share: the second of each pair
 
     def __post_init__(self) -> None:
+        for key in ('img_size', 'patch_size', 'embed_dim', 'num_heads', 'num_classes'):
+            if getattr(self, key) < 1:
+                raise ValueError(f'{key} must be at least 1, got {getattr(self, key)}')
+        if self.patch_size > self.img_size:
+            raise ValueError(f'patch_size {self.patch_size} is larger than img_size {self.img_size}')
+        if any(n < 1 for choices in self.token_choices for n in choices):
+            raise ValueError(f'token choices must be at least 1, got {self.token_choices}')
         if len(self.token_choices) != len(self.depths):
             raise ValueError(f'token_choices gives {len(self.token_choices)} stages, depths {len(self.depths)}')
         num_patches = (self.img_size // self.patch_size) ** 2

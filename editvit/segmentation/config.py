@@ -50,7 +50,7 @@ class SegTrainConfig:
     batch_size: int = field_help('images per process and step', at_least=1, default=8)
     global_batch_size: Optional[int] = field_help('images per update (gradient accumulation)', at_least=1, default=None)
     optimizer: str = field_help("timm optimizer name (Segmenter: timm's 'sgd', i.e. Nesterov momentum)", default='sgd')
-    momentum: float = field_help('SGD momentum', at_least=0, default=0.9)
+    momentum: float = field_help('SGD momentum', at_least=0, below=1, default=0.9)
     lr: float = field_help('learning rate', above=0, default=1e-3)
     min_lr: float = field_help('final learning rate of the poly decay', at_least=0, default=1e-5)
     poly_power: float = field_help('power of the poly decay', at_least=0, default=0.9)
@@ -63,7 +63,7 @@ class SegTrainConfig:
                                       at_least=1, default=1)
     # run
     output: Optional[str] = field_help('run folder', default=None)
-    seed: int = field_help('random seed', default=0)
+    seed: int = field_help('random seed', default=0, at_least=0, at_most=2**32 - 1)
     device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
     amp: Amp = field_help('autocast precision: bf16, fp16 (GPU) or none', default='none')
     compile: bool = field_help('torch.compile the model', default=False)
@@ -117,7 +117,7 @@ class SegEvalConfig:
     num_workers: int = field_help('data loader worker processes', at_least=0, default=2)
     device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
     amp: Amp = field_help('autocast precision', default='none')
-    seed: int = field_help('seed of the synthetic set', default=0)
+    seed: int = field_help('seed of the synthetic set', default=0, at_least=0, at_most=2**32 - 1)
     output: Optional[str] = field_help('write metrics.json, per_class_iou.md and pictures to this folder', default=None)
     pictures: int = field_help('save this many prediction pictures to output/pictures', at_least=0, default=0)
     threads: Optional[int] = field_help('torch CPU threads (default: OMP_NUM_THREADS if set, else the idle cores)',

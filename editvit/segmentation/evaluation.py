@@ -61,6 +61,8 @@ def evaluate_saved_segmenter(cfg: SegEvalConfig) -> Dict[str, Any]:
 
 
 def _evaluate(cfg: SegEvalConfig, env: D.DistEnv) -> Dict[str, Any]:
+    if cfg.output and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
+        raise ConfigError(f'output {cfg.output!r} is a file, not a folder; choose another --output')
     data = create_segmentation_dataset(cfg.dataset, cfg.data_dir, cfg.split, seed=cfg.seed,
                                        num_classes=cfg.num_classes or 3, image_size=cfg.synthetic_image_size,
                                        synthetic_samples=cfg.synthetic_samples,

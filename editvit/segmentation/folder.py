@@ -89,6 +89,12 @@ def mask_folder(root: str, split: str) -> MaskPairDataset:
     if not names.is_file():
         raise DataError(f'{str(root)!r} has no classes.txt; expected {LAYOUT}')
     classes = [line.strip() for line in names.read_text().splitlines() if line.strip()]
+    if not classes:
+        raise DataError(f'{str(names)!r} names no classes; write one class name a line, label 0 first')
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice:
+        raise DataError(f'{str(names)!r} names {", ".join(map(repr, twice))} more than once; each label needs its own '
+                        f'name')
     images, masks = base / 'images' / split, base / 'masks' / split
     if not images.is_dir() or not masks.is_dir():
         raise DataError(f'{str(root)!r} lacks images/{split}/ or masks/{split}/; expected {LAYOUT}')

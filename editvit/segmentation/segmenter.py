@@ -95,7 +95,7 @@ def create_segmenter(
     kwargs['img_size'] = img_size
     encoder = create_model(backbone, 0, kwargs, drop_path=drop_path)
     if backbone_weights is not None:
-        load_model_weights(encoder, _backbone_state_dict(backbone_weights, encoder))
+        load_model_weights(encoder, _backbone_state_dict(backbone_weights, encoder), name=str(backbone_weights))
     width = encoder.embed_dim
     if decoder == 'linear':
         head: nn.Module = LinearDecoder(num_classes, width)

@@ -21,7 +21,7 @@ from timm.utils import unwrap_model
 from ..errors import CheckpointError, ConfigError
 from ..weights import atomic_write, clean_state_dict, read_file
 from . import distributed as D
-from .config import from_dict, read_yaml, resume_differences, to_dict
+from .config import check_run_kind, from_dict, read_yaml, resume_differences, to_dict
 from .engine import EpochState
 from .records import naming
 from .rng import get_rng_state, set_rng_state
@@ -134,6 +134,7 @@ def config_for_resume(output: str, overrides: Dict[str, Any], cls: Type[C]) -> C
     """The saved config (a `cls`) of the run in `output`, with the given overrides (which must not change the run).
     The saved `overwrite` (how the run was started) is not taken over."""
     saved = {k: v for k, v in read_run_config(output).items() if k != 'overwrite'}
+    check_run_kind(saved, cls, output)
     return from_dict(cls, {**saved, **overrides, 'resume': True}, source=f'{output}/config.yaml')
 
 

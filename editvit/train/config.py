@@ -36,10 +36,11 @@ def check_range(key: str, value: Any, bounds: Mapping[str, float]) -> None:
     """ConfigError naming the option and its valid range when a number lies outside it (NaN included)."""
     if value is None or not bounds or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
-    if all(_BOUNDS[name][0](value, bound) for name, bound in bounds.items()):
+    if all(_BOUNDS[name][0](value, bound) for name, bound in bounds.items()) and not math.isinf(value):
         return
     valid = ' and '.join(_BOUNDS[name][1].format(bound) for name, bound in bounds.items())
-    raise ConfigError(f"{key!r} (--{key.replace('_', '-')}) must be {valid}, got {value}")
+    finite = 'a finite number ' if math.isinf(value) else ''
+    raise ConfigError(f"{key!r} (--{key.replace('_', '-')}) must be {finite}{valid}, got {value}")
 
 
 @dataclass
@@ -104,7 +105,7 @@ class TrainConfig:
     ema_decay: float = field_help('EMA decay per update', at_least=0, at_most=1, default=0.99996)
     # run
     output: Optional[str] = field_help('run folder', default=None)
-    seed: int = field_help('random seed', default=0)
+    seed: int = field_help('random seed', default=0, at_least=0, at_most=2**32 - 1)
     device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
     amp: Amp = field_help('autocast precision: bf16 (CPU and GPU), fp16 (GPU, with a grad scaler) or none',
                      default='none')
@@ -152,7 +153,8 @@ class EvalConfig:
     num_workers: int = field_help('data loader worker processes', at_least=0, default=2)
     device: Optional[Device] = field_help('cpu or cuda (default: cuda if available)', default=None)
     amp: Amp = field_help('autocast precision', default='none')
-    seed: int = field_help('seed of the synthetic set and of carved validation splits', default=0)
+    seed: int = field_help('seed of the synthetic set and of carved validation splits', default=0, at_least=0,
+                           at_most=2**32 - 1)
     output: Optional[str] = field_help('also write the metrics to this JSON file', default=None)
     threads: Optional[int] = field_help('torch CPU threads (default: OMP_NUM_THREADS if set, else the idle cores)',
                                         at_least=1, default=None)
@@ -233,18 +235,24 @@ def from_dict(cls: Type[C], data: Mapping[str, Any], source: str = 'config') -> 
             raise ConfigError(f'unknown key {key!r} in {source}; valid keys: {", ".join(valid)}')
     values = {k: _coerce(k, v, types[k]) for k, v in data.items()}
     for key, value in values.items():
+        if isinstance(value, str) and not value.strip():  # '' as a path would mean the current folder
+            raise ConfigError(f"{key!r} (--{key.replace('_', '-')}) is empty; give a value or leave it out")
         check_range(key, value, valid[key].metadata.get('range', {}))
     return cls(**values)
 
 
 def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f'config file {str(path)!r} is a folder; give the YAML file inside it')
     if not path.is_file():
         raise ConfigError(f'config file {str(path)!r} does not exist')
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f'{str(path)!r} is not valid YAML: {e}') from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f'{str(path)!r} is not a text file (byte {e.start} is not UTF-8); give a YAML file') from e
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -254,6 +262,19 @@ def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
 
 # training-run keys an evaluation does not take from the run (where the run wrote, how it was shown)
 _NOT_FROM_RUN = frozenset({'output', 'run', 'resume', 'overwrite', 'progress', 'tensorboard', 'checkpoint_every'})
+
+
+def check_run_kind(saved: Mapping[str, Any], cls: Type, run: Union[str, Path]) -> None:
+    """ConfigError when the run folder of one task is given to the other's command: a segmentation run (its config
+    has a decoder) to a classification config or the reverse."""
+    segmentation_run, segmentation_cls = 'decoder' in saved, 'decoder' in {f.name for f in fields(cls)}
+    if segmentation_run and not segmentation_cls:
+        raise ConfigError(f'{str(run)!r} holds a segmentation run (editvit segment train): give it to '
+                          f'`editvit segment eval --run` or `editvit segment train --resume`')
+    if segmentation_cls and not segmentation_run:
+        raise ConfigError(f'{str(run)!r} holds a classification run (editvit train): give it to `editvit eval --run` '
+                          f'or `editvit train --resume`; to segment with its weights, pass its model.safetensors as '
+                          f'--pretrained of `editvit segment train`')
 
 
 def values_from_run(run: Union[str, Path], cls: Type) -> Dict[str, Any]:
@@ -268,6 +289,7 @@ def values_from_run(run: Union[str, Path], cls: Type) -> Dict[str, Any]:
         raise ConfigError(f'the run in {str(run)!r} has no model.safetensors: it has not finished; resume it, or '
                           f'evaluate its last checkpoint with --checkpoint {run / "checkpoint-last.pth"}')
     saved = read_yaml(run / 'config.yaml')
+    check_run_kind(saved, cls, run)
     renames = getattr(cls, 'RUN_KEYS', {})
     names = {f.name for f in fields(cls)}
     values = {}

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, TypeVar
 import torch
 import torch.distributed as dist
 
+from ..errors import ConfigError
 from ..threads import processes_per_machine, set_threads
 
 T = TypeVar('T')
@@ -35,7 +36,7 @@ class DistEnv:
 def init_distributed(device: Optional[str] = None) -> DistEnv:
     """Join the torchrun process group if there is one, and pick the device ('cuda' if available by default)."""
     if device == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError('device cuda was asked for, but torch sees no CUDA GPU')
+        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA GPU; use --device cpu")
     kind = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     world_size = int(os.environ.get('WORLD_SIZE', 1))
     rank, local_rank = int(os.environ.get('RANK', 0)), int(os.environ.get('LOCAL_RANK', 0))

@@ -6,6 +6,7 @@ import timm
 import torch
 
 from ..data import ShardSampler, create_eval_transform, create_loader
+from ..errors import ConfigError
 from ..models.factory import create_model
 from ..threads import one_minute_load
 from ..weights import load_model_weights
@@ -26,7 +27,18 @@ def evaluate_saved_classifier(cfg: EvalConfig) -> Dict[str, Any]:
     return D.run_distributed(_evaluate, cfg)
 
 
+def check_output_file(path: Path) -> None:
+    """ConfigError, before any work, for a metrics file that cannot be written where asked."""
+    if path.is_dir():
+        raise ConfigError(f'output {str(path)!r} is a folder; give a file name such as {str(path / "metrics.json")!r}')
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConfigError(f'output {str(path)!r} lies under {str(parent)!r}, a file; choose another --output')
+
+
 def _evaluate(cfg: EvalConfig, env: D.DistEnv) -> Dict[str, Any]:
+    if cfg.output:
+        check_output_file(Path(cfg.output))
     data, num_classes = classification_datasets(cfg, cfg.split)
     model = create_model(cfg.model, num_classes, cfg.model_kwargs)
     load_model_weights(model, cfg.checkpoint)

@@ -131,7 +131,8 @@ def run_task(task: Task, env: D.DistEnv) -> Dict[str, Any]:
     try:
         _open_folder(folder, cfg, env, task.command)
     except RunFinished as e:
-        check_resume(cfg, out)  # a different set-up is an error, not a finished run
+        if folder.has_checkpoint():  # (a finished run may have had its checkpoint deleted)
+            check_resume(cfg, out)  # a different set-up is an error, not a finished run
         if env.is_main:
             print(e, flush=True)
         return json.loads((out / FINISHED).read_text())
@@ -160,7 +161,8 @@ def _run(task: Task, env: D.DistEnv, out: Path, stop: StopRequest) -> Dict[str, 
     sampler, train_loader = task.create_loader(model, env)
     updates_per_epoch = len(sampler) // cfg.batch_size // plan.accum_steps
     if updates_per_epoch == 0:
-        raise ConfigError(f'the training set has {len(train_loader.dataset)} images: too few for one update of '
+        images = len(getattr(train_loader, 'dataset', sampler))  # TensorBatches hold no .dataset
+        raise ConfigError(f'the training set has {images} images: too few for one update of '
                           f'{plan.global_batch} images (batch_size {cfg.batch_size} x {env.world_size} processes x '
                           f'{plan.accum_steps} accumulation steps)')
     optimizer, scheduler = task.create_optimizer(model, plan.global_batch, updates_per_epoch)

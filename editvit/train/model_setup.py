@@ -1,11 +1,10 @@
 """Setting up the model of a run: the input size it takes, and the fine-tuning weights it starts from."""
-import sys
 from pathlib import Path
 from typing import Tuple, Union
 
 import torch.nn as nn
 
-from ..weights import check_fits, read_state_dict
+from ..weights import adapt_state_dict, check_fits, check_values, read_state_dict
 
 
 def input_size(model: nn.Module) -> Tuple[int, int]:
@@ -21,10 +20,7 @@ def load_finetune_weights(model: nn.Module, source: Union[str, Path]) -> nn.Modu
     DeiT3 -> EDIT conversion and position-embedding resampling; for timm ViTs: resampling), then a fresh head
     wherever the checkpoint's classifier does not fit the new number of classes. Anything else that does not fit
     is a CheckpointError."""
-    state_dict = read_state_dict(source)
-    filter_fn = getattr(sys.modules.get(type(model).__module__), 'checkpoint_filter_fn', None)
-    if filter_fn is not None:
-        state_dict = filter_fn(state_dict, model)
+    state_dict = adapt_state_dict(model, read_state_dict(source), source=str(source))
     own = model.state_dict()
     classifiers = model.pretrained_cfg.get('classifier', 'head')
     for prefix in (classifiers,) if isinstance(classifiers, str) else classifiers:
@@ -32,5 +28,6 @@ def load_finetune_weights(model: nn.Module, source: Union[str, Path]) -> nn.Modu
             if key not in state_dict or state_dict[key].shape != own[key].shape:
                 state_dict[key] = own[key]  # the model's freshly initialised head
     check_fits(model, state_dict, source=str(source))
+    check_values(model, state_dict, source=str(source))
     model.load_state_dict(state_dict)
     return model

@@ -9,7 +9,7 @@ from timm.utils import ModelEmaV3
 
 from ..data import ShardSampler, create_dataset, create_eval_transform, create_loader, create_train_sampler
 from ..data import create_train_batches, create_train_transform
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..models.factory import create_model
 from . import distributed as D
 from .config import TrainConfig
@@ -26,6 +26,9 @@ def classification_datasets(cfg: Any, split: str):
     data = create_dataset(cfg.dataset, cfg.data_dir, split, seed=cfg.seed, val_split_per_class=cfg.val_split_per_class,
                           skip_bad_images=cfg.skip_bad_images, num_classes=cfg.num_classes or 10,
                           image_size=SYNTHETIC_IMAGE_SIZE, synthetic_samples=cfg.synthetic_samples)
+    if len(data) == 0:
+        raise DataError(f'the {split} split of dataset {cfg.dataset!r}'
+                        f'{f" in {cfg.data_dir!r}" if cfg.data_dir else ""} holds no images')
     num_classes = len(data.classes)
     if cfg.num_classes is not None and cfg.num_classes != num_classes:
         raise ConfigError(f'num_classes is {cfg.num_classes} but dataset {cfg.dataset!r} has {num_classes} classes')

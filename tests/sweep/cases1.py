@@ -1,0 +1,42 @@
+"""The bad-input sweep of docs/bad_inputs.md (run with tests/sweep/run.sh): cases of one group as (id, argv)."""
+D = '/tmp/sweep/d'; O = '/tmp/sweep/o'
+T = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=32', 'patch_size=4', 'depth=2', '--device', 'cpu', '--num-workers', '0', '--batch-size', '4', '--epochs', '1', '--threads', '1', '--no-progress']
+def tr(name, *a): return ['train', *T, '--output', f'{O}/{name}', '--overwrite', *a]
+def fold(name, d, *a): return (name, tr(name, '--dataset', 'imagefolder', '--data-dir', f'{D}/{d}', '--num-classes', '2', *a))
+CASES = [
+ fold('folder-missing', 'nope'),
+ fold('folder-empty', 'empty'),
+ fold('folder-noclasses', 'trainonly_noclasses'),
+ fold('folder-oneclass', 'oneclass'),
+ fold('folder-emptyclasses', 'emptyclass'),
+ fold('folder-oneemptyclass', 'oneemptyclass'),
+ fold('folder-trainisfile', 'trainisfile'),
+ fold('folder-filesinroot', 'filesinroot'),
+ fold('folder-symloop', 'symloop'),
+ fold('folder-nonimage', 'nonimage'),
+ fold('folder-nonimage-skip', 'nonimage', '--skip-bad-images'),
+ fold('folder-zerobyte', 'zerobyte'),
+ fold('folder-mixed', 'mixed'),
+ fold('folder-bomb', 'bomb'),
+ fold('folder-bomb-skip', 'bomb', '--skip-bad-images'),
+ fold('folder-classmismatch', 'classmismatch'),
+ fold('folder-noval', 'noval'),
+ fold('folder-noval-carve', 'noval', '--val-split-per-class', '1'),
+ fold('folder-noval-carve-too-many', 'noval', '--val-split-per-class', '10'),
+ fold('folder-numclasses-3', 'good', '--num-classes', '3'),
+ fold('folder-numclasses-1', 'good', '--num-classes', '1'),
+ fold('folder-datadir-file', 'good/train/a/0.png'),
+ ('fm-magic', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_magic')),
+ ('fm-trunc', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_trunc')),
+ ('fm-labels-out-of-range', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_labels')),
+ ('fm-count-mismatch', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_count')),
+ ('fm-gz-truncated', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_gzbroken')),
+ ('fm-not-gz', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_notgz')),
+ ('fm-missing', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_missing')),
+ ('fm-labels-2d', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_labels2d')),
+ ('fm-empty', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_empty')),
+ ('cifar-notcifar', tr('c', '--dataset', 'cifar10', '--data-dir', f'{D}/cifar_bad')),
+ ('cifar-evilpickle', tr('c', '--dataset', 'cifar10', '--data-dir', f'{D}/cifar_evil')),
+ ('cifar-emptybatches', tr('c', '--dataset', 'cifar10', '--data-dir', f'{D}/cifar_empty_batches')),
+ ('cifar100-on-fm', tr('c', '--dataset', 'cifar100', '--data-dir', f'{D}/fm_good')),
+]
