@@ -177,7 +177,8 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
         per_class = max(1, budget.analysis_images // len(subset.classes))
         for i in range(0, min(maps * per_class, len(analyses[0].image_names)), per_class):  # one image per class
             name = f'{subset.classes[i // per_class]}_{analyses[0].image_names[i]}'
-            plot_sequential_maps(analyses, i, out / 'analysis' / 'maps' / f'{_file_name(name)}.png')
+            plot_sequential_maps(analyses, i, out / 'analysis' / 'maps' / f'{_file_name(name)}.png',
+                                 title=f'{subset.classes[i // per_class]} ({analyses[0].image_names[i]})')
         runs: Dict[str, Path] = {r.row['model']: r.run_dir for r in results}
         plot_training(runs, out / 'training.png')
         seconds = time.perf_counter() - start
