@@ -30,6 +30,7 @@ import torch
 
 from editvit.experiments import VARIANTS, aggregate, append_row, compare, format_table, read_rows
 from editvit.experiments.full import FullRun, run_full
+from editvit.train.stop import RunInterrupted
 
 RESULTS = Path(__file__).parent / 'results' / 'full.jsonl'
 DATASETS = ('fashion-mnist', 'cifar10')
@@ -190,4 +191,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except RunInterrupted as e:  # SIGINT / SIGTERM: the run saved its checkpoint; the same command continues it
+        print(f'{e}; run the same benchmarks/full.py command again to continue', file=sys.stderr)
+        sys.exit(143)
