@@ -7,8 +7,8 @@ import timm
 import torch.nn as nn
 from timm.utils import ModelEmaV3
 
-from ..data import AugmentOptions, ShardSampler, create_dataset, create_eval_transform, create_loader, create_train_sampler
-from ..data import create_train_batches, create_train_transform
+from ..data import AugmentOptions, ShardSampler, create_dataset, create_eval_transform, create_loader
+from ..data import create_train_batches, create_train_sampler, create_train_transform
 from ..errors import ConfigError, DataError
 from ..models.factory import create_model
 from . import distributed as D
