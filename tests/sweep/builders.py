@@ -77,7 +77,7 @@ def mask_folders(root, n=4, size=(32, 32), classes=('bg', 'fg'), mask_size=None,
 def checkpoint(path, model='edit_tiny_patch16_224', **kwargs):
     """The state dict of a new timm model (img_size 32, patch 4, depth 2, 10 classes unless kwargs say otherwise),
     saved with torch.save; returns the model."""
-    import timm
+    import timm  # here, not at the top: fixtures2.py builds no checkpoints and need not load torch
     import torch
     import editvit  # noqa: F401  registers the EDIT models
     m = timm.create_model(model, **{**dict(img_size=32, patch_size=4, depth=2, num_classes=10), **kwargs})

@@ -13,5 +13,5 @@ for sig in (signal.SIGINT, signal.SIGTERM):
         files = sorted(os.listdir(out)) if os.path.isdir(out) else []
         print(f'{sig.name}@{delay}s | {p.returncode} | {lines[0] if lines else ""} | {len(lines)} stderr lines | {" ".join(files)}', flush=True)
         if os.path.isfile(out + '/config.yaml'):
-            r = subprocess.run([P, '-m', 'editvit', 'train', '--resume', '--output', out, '--device', 'cpu', '--threads', '1', '--num-workers', '0', '--no-progress'], env=env, capture_output=True, text=True, cwd=f'{ROOT}/cwd')
+            r = subprocess.run([P, '-m', 'editvit', 'train', '--resume', '--output', out, *CPU, '--no-progress'], env=env, capture_output=True, text=True, cwd=f'{ROOT}/cwd')
             print(f'   resume rc={r.returncode} {(r.stderr.strip().splitlines() or [""])[-1][:200]}', flush=True)
