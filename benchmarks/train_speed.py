@@ -35,7 +35,8 @@ from timm.loss import LabelSmoothingCrossEntropy
 from timm.optim import Lamb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from editvit.data import create_dataset, create_loader, create_train_sampler, create_train_transform  # noqa: E402
+from editvit.data import AugmentOptions, create_dataset, create_loader, create_train_sampler  # noqa: E402
+from editvit.data import create_train_transform  # noqa: E402
 from editvit.data.decoded import decode_dataset  # noqa: E402
 from editvit.data.tensor_loader import create_train_batches  # noqa: E402
 from editvit.models.factory import create_model  # noqa: E402
@@ -180,7 +181,7 @@ def main() -> None:
     model = new_model()
     data_cfg = resolve_model_data_config(model)
     mean, std, size = data_cfg['mean'], data_cfg['std'], (32, 32)
-    aug = dict(crop='rrc', hflip=0.5, three_augment=True, color_jitter=0.3, interpolation='bicubic')
+    aug = AugmentOptions(crop='rrc', hflip=0.5, three_augment=True, color_jitter=0.3, interpolation='bicubic')
     steps = len(data) // args.batch_size
 
     t = time.perf_counter()
@@ -193,9 +194,9 @@ def main() -> None:
         sampler = create_train_sampler(data, seed=0)
         sampler.set_epoch(epoch)
         if name == 'pil':
-            return create_loader(data, create_train_transform(size, mean, std, **aug), sampler, args.batch_size,
+            return create_loader(data, create_train_transform(size, mean, std, aug), sampler, args.batch_size,
                                  args.workers, drop_last=True)
-        return create_train_batches(data, sampler, args.batch_size, size, mean, std, **aug, data_path='tensor')
+        return create_train_batches(data, sampler, args.batch_size, size, mean, std, aug, data_path='tensor')
 
     # the PIL path and timm run alone (their loader workers would make batches ahead while another contender
     # trains); the tensor path and the limit, both single-process, take turns batch by batch

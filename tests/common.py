@@ -1,4 +1,12 @@
-"""What several test files build: a tiny EDIT, uniform attention in a model, an attention-sink summary."""
+"""What several test files build: a tiny EDIT, uniform attention in a model, an attention-sink summary, a run killed
+with SIGKILL once its checkpoint holds enough updates."""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import List
+
 import timm
 import torch
 
@@ -28,3 +36,26 @@ def attention_summary(model: torch.nn.Module, x: torch.Tensor) -> dict:
     stats = AttentionStatistics()
     stats.update(extract_attention(model, x))
     return stats.summary()
+
+
+def kill_after_checkpoint(cmd: List[str], ckpt: Path, min_updates: int) -> int:
+    """Start the command (a training or search run) in a child process with one torch thread and a fixed hash seed,
+    SIGKILL it as soon as its checkpoint ckpt has min_updates updates; the updates it was killed after."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONHASHSEED='0')  # same threads in every run: same float sums
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while proc.poll() is None:
+            if ckpt.exists():
+                try:
+                    updates = int(torch.load(ckpt, weights_only=True)['updates'])
+                except Exception:  # the rename may land while we read; read again
+                    updates = -1
+                if updates >= min_updates:
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    return updates
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    raise AssertionError(f'the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}')

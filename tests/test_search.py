@@ -1,12 +1,8 @@
 """PSViT search: the compact space, hand-counted MACs of members, evolution under a budget, the supernet, the CLI."""
 import itertools
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -15,6 +11,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from editvit.cli import main
 from editvit.search import Arch, PSViTSearchSpace, SampledSubnets, evaluate_member, evolutionary_search
 from editvit.search import sample_within_budget
+
+from .common import kill_after_checkpoint
 
 SPACE = PSViTSearchSpace(token_choices=((16, 9), (4, 1)), depths=(2, 3), img_size=16, patch_size=4, embed_dim=16,
                          num_heads=2, num_classes=3)
@@ -130,28 +128,6 @@ def test_a_finished_search_is_kept_or_searched_again_with_other_evolution_option
     assert 'different set-up' in capsys.readouterr().err
 
 
-def _kill_after_checkpoint(cmd, ckpt, min_updates):
-    """Start a search, SIGKILL it as soon as its checkpoint has min_updates updates; the updates it was killed after."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONHASHSEED='0')
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while proc.poll() is None:
-            if ckpt.exists():
-                try:
-                    updates = int(torch.load(ckpt, weights_only=True)['updates'])
-                except Exception:  # the rename may land while we read; read again
-                    updates = -1
-                if updates >= min_updates:
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
-                    return updates
-            time.sleep(0.01)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    raise AssertionError(f'the search ended before it could be killed: {proc.stderr.read().decode()[-2000:]}')
-
-
 @pytest.mark.slow  # kills and restarts a search process
 def test_a_search_killed_and_resumed_trains_the_same_supernet_and_finds_the_same_member(tmp_path):
     from safetensors.torch import load_file
@@ -162,10 +138,10 @@ def test_a_search_killed_and_resumed_trains_the_same_supernet_and_finds_the_same
 
     run = tmp_path / 'interrupted'
     cmd = [sys.executable, '-m', 'editvit', 'search', *run_args, '--output', str(run)]
-    first = _kill_after_checkpoint(cmd, run / 'checkpoint-last.pth', min_updates=4)
+    first = kill_after_checkpoint(cmd, run / 'checkpoint-last.pth', min_updates=4)
     state = torch.load(run / 'checkpoint-last.pth', weights_only=True)
     assert state['epoch'] == 0 and state['batches_done'] > 0 and not (run / 'search.json').exists()
-    second = _kill_after_checkpoint([*cmd, '--resume'], run / 'checkpoint-last.pth', min_updates=first + 40)
+    second = kill_after_checkpoint([*cmd, '--resume'], run / 'checkpoint-last.pth', min_updates=first + 40)
     assert second > first
     assert main(['search', *run_args, '--output', str(run), '--resume']) == 0
 

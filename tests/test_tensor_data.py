@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from editvit.data import create_dataset, create_train_sampler
+from editvit.data import AugmentOptions, create_dataset, create_train_sampler
 from editvit.data.batch_augment import BatchAugment
 from editvit.data.decoded import cache_path, decode_dataset
 from editvit.errors import ConfigError, DataError
@@ -30,8 +30,8 @@ def _folder(root: Path, per_class: int = 6, size: int = 16, classes=('cat', 'dog
 
 def _batches(dataset, batch_size=4, seed=0, rank=0, world_size=1, **kwargs):
     sampler = create_train_sampler(dataset, seed, rank, world_size)
-    args = dict(crop='src', hflip=0.5, three_augment=True, color_jitter=0.3)
-    return create_train_batches(dataset, sampler, batch_size, (16, 16), MEAN, STD, **{**args, **kwargs})
+    options = AugmentOptions(crop='src', hflip=0.5, three_augment=True, color_jitter=0.3)
+    return create_train_batches(dataset, sampler, batch_size, (16, 16), MEAN, STD, options, **kwargs)
 
 
 def _epoch(batches, epoch, start=0):
@@ -88,7 +88,7 @@ def test_batches_have_the_right_shape_dtype_order_and_normalisation(tmp_path, on
     order = [index for index, _ in sampler]  # the ResumableSampler's order, as the PIL path reads it
     assert torch.cat([y for _, y, _ in out]).tolist() == [data.samples[i][1] for i in order]
     # a constant image, cropped and flipped, is that constant, normalised with the mean and std
-    augment = BatchAugment((16, 16), MEAN, STD, crop='rrc', three_augment=False, color_jitter=None)
+    augment = BatchAugment((16, 16), MEAN, STD, AugmentOptions(crop='rrc', three_augment=False, color_jitter=None))
     grey = torch.full((2, 3, 16, 16), 51, dtype=torch.uint8)  # 51 / 255 = 0.2
     expected = (0.2 - torch.tensor(MEAN)) / torch.tensor(STD)  # (3,)
     assert torch.allclose(augment(grey), expected.view(1, 3, 1, 1).expand(2, 3, 16, 16), atol=1e-5)
@@ -98,7 +98,7 @@ def test_each_image_of_a_batch_gets_its_own_augmentation(one_thread):
     image = torch.from_numpy(np.random.default_rng(0).integers(0, 255, (3, 16, 16), dtype=np.uint8))
     batch = image.expand(16, -1, -1, -1)  # (16, 3, 16, 16): one image sixteen times
     torch.manual_seed(0)
-    out = BatchAugment((16, 16), MEAN, STD, crop='src')(batch)  # (16, 3, 16, 16)
+    out = BatchAugment((16, 16), MEAN, STD, AugmentOptions(crop='src'))(batch)  # (16, 3, 16, 16)
     distinct = {tuple(x.flatten()[:64].round(decimals=4).tolist()) for x in out}
     assert len(distinct) == 16
 

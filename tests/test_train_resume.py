@@ -2,11 +2,7 @@
 
 The two killed runs are separate processes; the uninterrupted reference and the last resumed part run in this one
 (one torch thread, as the children have): the checkpoint, not the process, must carry every state."""
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +11,8 @@ from safetensors.torch import load_file
 
 from editvit.cli import main
 from editvit.train.checkpoint import LAST, load_checkpoint
+
+from .common import kill_after_checkpoint
 
 pytestmark = pytest.mark.slow  # kills and restarts training processes
 
@@ -31,43 +29,18 @@ def _command(output: Path, *extra: str):
     return [sys.executable, '-m', 'editvit', 'train', *ARGS, '--output', str(output), *extra]
 
 
-def _env():
-    return dict(os.environ, OMP_NUM_THREADS='1', PYTHONHASHSEED='0')  # same threads in every run: same float sums
-
-
-def _kill_after_checkpoint(cmd, ckpt: Path, min_updates: int) -> int:
-    """Start a run, SIGKILL it as soon as its checkpoint has min_updates updates; the updates it was killed after."""
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while proc.poll() is None:
-            if ckpt.exists():
-                try:
-                    updates = int(torch.load(ckpt, weights_only=True)['updates'])
-                except Exception:  # the rename may land while we read; read again
-                    updates = -1
-                if updates >= min_updates:
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
-                    return updates
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    raise AssertionError(f'the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}')
-
-
 def test_sigkill_and_resume_gives_identical_weights(tmp_path):
     reference = tmp_path / 'reference'
     assert main(['train', *ARGS, '--output', str(reference)]) == 0
 
     run = tmp_path / 'interrupted'
     ckpt = run / LAST
-    first = _kill_after_checkpoint(_command(run), ckpt, min_updates=2)  # mid epoch 0 (6 updates an epoch)
+    first = kill_after_checkpoint(_command(run), ckpt, min_updates=2)  # mid epoch 0 (6 updates an epoch)
     assert not (run / 'model.safetensors').exists()
     state = load_checkpoint(ckpt)
     assert state['epoch'] == 0 and state['batches_done'] > 0  # the first kill is within an epoch
     (run / f'.{LAST}.abc123.tmp').write_bytes(b'half a checkpoint')  # as a kill during the write would leave
-    second = _kill_after_checkpoint(_command(run, '--resume'), ckpt, min_updates=first + 6)  # killed again, later
+    second = kill_after_checkpoint(_command(run, '--resume'), ckpt, min_updates=first + 6)  # killed again, later
     assert not (run / f'.{LAST}.abc123.tmp').exists()  # the resumed run cleared it
     assert second > first
     assert main(['train', '--output', str(run), '--resume']) == 0

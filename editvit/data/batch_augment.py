@@ -8,15 +8,14 @@ normalisation. The pixel values differ slightly from the PIL path: float arithme
 each step, kornia's interpolation and blur kernels instead of PIL's, and the order of the three jitter operations is
 drawn once per batch (torchvision draws it per image); every other parameter is drawn per image as there.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import kornia.augmentation as K
 import torch
 import torch.nn as nn
 
-from .transforms import CROPS
+from .augment_options import SRC_PADDING, AugmentOptions
 
-SRC_PADDING = 4  # DeiT3's simple random crop pads by 4 pixels (as transforms.create_train_transform)
 BLUR_SIGMA = (0.1, 2.0)  # timm's GaussianBlurRand at magnitude 10
 
 
@@ -28,11 +27,7 @@ class BatchAugment(nn.Module):
         img_size: (H, W) of the model input.
         mean: Normalisation mean.
         std: Normalisation standard deviation.
-        crop: 'rrc' random resized crop, or 'src' DeiT3's simple random crop (as create_train_transform).
-        hflip: Horizontal flip probability.
-        three_augment: DeiT3's 3-Augment.
-        color_jitter: Colour jitter strength (None or 0: none).
-        interpolation: Resize interpolation of the random resized crop ('bicubic', 'bilinear' or 'nearest').
+        options: Crop, flip, 3-Augment, colour jitter and interpolation (that of the random resized crop).
     """
 
     def __init__(
@@ -40,18 +35,13 @@ class BatchAugment(nn.Module):
             img_size: Tuple[int, int],
             mean: Sequence[float],
             std: Sequence[float],
-            crop: str = 'rrc',
-            hflip: float = 0.5,
-            three_augment: bool = True,
-            color_jitter: Optional[float] = 0.3,
-            interpolation: str = 'bicubic',
+            options: AugmentOptions = AugmentOptions(),
     ) -> None:
         super().__init__()
-        if crop not in CROPS:
-            raise ValueError(f'crop must be one of {CROPS}, got {crop!r}')
         self.img_size = tuple(img_size)
+        interpolation, hflip, color_jitter = options.interpolation, options.hflip, options.color_jitter
         resample = interpolation.upper() if interpolation in ('bicubic', 'bilinear', 'nearest') else 'BICUBIC'
-        if crop == 'rrc':
+        if options.crop == 'rrc':
             self.crop = K.RandomResizedCrop(self.img_size, resample=resample)  # 'slice': never samples outside
         else:
             self.crop = K.RandomCrop(self.img_size, padding=SRC_PADDING, padding_mode='reflect')
@@ -61,7 +51,7 @@ class BatchAugment(nn.Module):
             K.RandomGrayscale(p=1.0),
             K.RandomSolarize(thresholds=0.0, additions=0.0, p=1.0),  # x >= 0.5 -> 1 - x: PIL's solarize at 128
             K.RandomGaussianBlur(kernel_size=2 * int(3 * BLUR_SIGMA[1] + 0.5) + 1, sigma=BLUR_SIGMA, p=1.0),
-        ]) if three_augment else None
+        ]) if options.three_augment else None
         self.jitter = K.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, p=1.0) \
             if color_jitter else None
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)

@@ -12,6 +12,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import ConfigError
+from .augment_options import AugmentOptions
 from .batch_augment import BatchAugment
 from .decoded import SMALL_SIZE, DecodedImages, decode_dataset
 from .sampler import ResumableSampler, sample_seed
@@ -88,12 +89,8 @@ def create_train_batches(
         img_size: Tuple[int, int],
         mean: Sequence[float],
         std: Sequence[float],
+        options: AugmentOptions = AugmentOptions(),
         *,
-        crop: str = 'rrc',
-        hflip: float = 0.5,
-        three_augment: bool = True,
-        color_jitter: Optional[float] = 0.3,
-        interpolation: str = 'bicubic',
         device: torch.device = torch.device('cpu'),
         data_path: str = 'auto',
         small_size: int = SMALL_SIZE,
@@ -104,7 +101,7 @@ def create_train_batches(
         dataset: The training set (from create_dataset).
         sampler: Its ResumableSampler for this rank.
         batch_size: Images per batch.
-        img_size, mean, std, crop, hflip, three_augment, color_jitter, interpolation: As create_train_transform.
+        img_size, mean, std, options: As create_train_transform.
         device: Where batches are augmented (the training device).
         data_path: 'auto' (the tensor path for images of at most small_size pixels a side, the PIL path for
             larger ones), 'tensor' (the tensor path, or a ConfigError where it cannot be used) or 'pil'.
@@ -120,10 +117,10 @@ def create_train_batches(
             raise ConfigError(f"data_path 'tensor' needs images of one size ({type(dataset).__name__} has images "
                               f"of different sizes, or is not a data set the tensor path reads); use 'auto' or 'pil'")
         return None
-    if crop == 'src' and tuple(decoded.images.shape[-2:]) != tuple(img_size):
+    if options.crop == 'src' and tuple(decoded.images.shape[-2:]) != tuple(img_size):
         # the PIL path resizes the short side to min(img_size) before its random crop: the same, once, here
-        decoded.images = TF.resize(decoded.images, [min(img_size)], interpolation=TF.InterpolationMode(interpolation),
+        decoded.images = TF.resize(decoded.images, [min(img_size)],
+                                   interpolation=TF.InterpolationMode(options.interpolation),
                                    antialias=True)  # (N, C, H', W') uint8
-    augment = BatchAugment(img_size, mean, std, crop=crop, hflip=hflip, three_augment=three_augment,
-                           color_jitter=color_jitter, interpolation=interpolation)
+    augment = BatchAugment(img_size, mean, std, options)
     return TensorBatches(decoded, sampler, augment, batch_size, device)

@@ -1,21 +1,17 @@
 """Train and eval transforms of the DeiT3 recipe (paper Table 2), built with timm's `create_transform`."""
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 from timm.data import create_transform
 from torchvision import transforms
 
-CROPS = ('rrc', 'src')
+from .augment_options import SRC_PADDING, AugmentOptions
 
 
 def create_train_transform(
         img_size: Tuple[int, int],
         mean: Sequence[float],
         std: Sequence[float],
-        crop: str = 'rrc',
-        hflip: float = 0.5,
-        three_augment: bool = True,
-        color_jitter: Optional[float] = 0.3,
-        interpolation: str = 'bicubic',
+        options: AugmentOptions = AugmentOptions(),
 ) -> transforms.Compose:
     """PIL image -> normalised tensor (3, H, W) with the recipe's augmentation.
 
@@ -23,23 +19,17 @@ def create_train_transform(
         img_size: (H, W) of the model input.
         mean: Normalisation mean.
         std: Normalisation standard deviation.
-        crop: 'rrc' random resized crop, or 'src' DeiT3's simple random crop (resize, then a random crop with 4
-            pixels of reflect padding), which DeiT3 uses where Table 2 has no RRC.
-        hflip: Horizontal flip probability.
-        three_augment: DeiT3's 3-Augment (one of grey scale, solarisation, Gaussian blur per image).
-        color_jitter: Colour jitter strength (None or 0: none).
-        interpolation: Resize interpolation.
+        options: Crop, flip, 3-Augment, colour jitter and interpolation.
     """
-    if crop not in CROPS:
-        raise ValueError(f'crop must be one of {CROPS}, got {crop!r}')
     primary, secondary, final = create_transform(
-        img_size, is_training=True, hflip=hflip, auto_augment='3a' if three_augment else None,
-        color_jitter=color_jitter or None, interpolation=interpolation, mean=mean, std=std, separate=True)
-    if crop == 'src':
-        steps = [transforms.Resize(min(img_size), interpolation=transforms.InterpolationMode(interpolation)),
-                 transforms.RandomCrop(img_size, padding=4, padding_mode='reflect')]
-        if hflip > 0:
-            steps.append(transforms.RandomHorizontalFlip(hflip))
+        img_size, is_training=True, hflip=options.hflip, auto_augment='3a' if options.three_augment else None,
+        color_jitter=options.color_jitter or None, interpolation=options.interpolation, mean=mean, std=std,
+        separate=True)
+    if options.crop == 'src':  # DeiT3's simple random crop in place of timm's random resized crop
+        resize = transforms.Resize(min(img_size), interpolation=transforms.InterpolationMode(options.interpolation))
+        steps = [resize, transforms.RandomCrop(img_size, padding=SRC_PADDING, padding_mode='reflect')]
+        if options.hflip > 0:
+            steps.append(transforms.RandomHorizontalFlip(options.hflip))
         primary = transforms.Compose(steps)
     return transforms.Compose([*primary.transforms, *secondary.transforms, *final.transforms])
 

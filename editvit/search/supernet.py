@@ -24,7 +24,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.scheduler import CosineLRScheduler
 from timm.utils import accuracy
 
-from ..data import create_dataset, create_loader, create_train_sampler, create_train_transform
+from ..data import AugmentOptions, create_dataset, create_loader, create_train_sampler, create_train_transform
 from ..models.psvit import PSViT
 from ..train.distributed import DistEnv
 from ..train.loop import Task
@@ -106,8 +106,8 @@ class SupernetTask(Task):
 
     def create_loader(self, model: nn.Module, env: DistEnv):
         cfg, size = self.cfg, (self.space.img_size, self.space.img_size)
-        transform = create_train_transform(size, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, crop='src',
-                                           three_augment=False, color_jitter=None)
+        transform = create_train_transform(size, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD,
+                                           AugmentOptions(crop='src', three_augment=False, color_jitter=None))
         sampler = create_train_sampler(self.train_set, cfg.seed, env.rank, env.world_size)
         return sampler, create_loader(self.train_set, transform, sampler, cfg.batch_size, cfg.num_workers,
                                       drop_last=True, seed=cfg.seed + env.rank)

@@ -7,8 +7,8 @@ import timm
 import torch.nn as nn
 from timm.utils import ModelEmaV3
 
-from ..data import ShardSampler, create_dataset, create_eval_transform, create_loader, create_train_sampler
-from ..data import create_train_batches, create_train_transform
+from ..data import AugmentOptions, ShardSampler, create_dataset, create_eval_transform, create_loader
+from ..data import create_train_batches, create_train_sampler, create_train_transform
 from ..errors import ConfigError, DataError
 from ..models.factory import create_model
 from . import distributed as D
@@ -56,9 +56,8 @@ class ClassificationTask(Task):
         cfg = self.cfg
         data_cfg = timm.data.resolve_model_data_config(model)
         size = input_size(model)
-        train_tf = create_train_transform(size, data_cfg['mean'], data_cfg['std'], crop=cfg.crop, hflip=cfg.hflip,
-                                          three_augment=cfg.three_augment, color_jitter=cfg.color_jitter,
-                                          interpolation=data_cfg['interpolation'])
+        augment = AugmentOptions.from_config(cfg, data_cfg['interpolation'])
+        train_tf = create_train_transform(size, data_cfg['mean'], data_cfg['std'], augment)
         eval_tf = create_eval_transform(size, data_cfg['mean'], data_cfg['std'], crop_ratio=cfg.eval_crop_ratio,
                                         interpolation=data_cfg['interpolation'])
         sampler = create_train_sampler(self.train_set, cfg.seed, env.rank, env.world_size, cfg.repeated_aug)
@@ -67,10 +66,8 @@ class ClassificationTask(Task):
                                                                             env.world_size),
                                         cfg.batch_size, cfg.num_workers, pin_memory=pin, seed=cfg.seed)
         # small images (CIFAR, Fashion-MNIST, small image folders): decoded once, augmented a batch at a time
-        loader = create_train_batches(
-            self.train_set, sampler, cfg.batch_size, size, data_cfg['mean'], data_cfg['std'], crop=cfg.crop,
-            hflip=cfg.hflip, three_augment=cfg.three_augment, color_jitter=cfg.color_jitter,
-            interpolation=data_cfg['interpolation'], device=env.device, data_path=cfg.data_path)
+        loader = create_train_batches(self.train_set, sampler, cfg.batch_size, size, data_cfg['mean'], data_cfg['std'],
+                                      augment, device=env.device, data_path=cfg.data_path)
         if loader is None:  # large images: per-image PIL transforms in DataLoader workers
             loader = create_loader(self.train_set, train_tf, sampler, cfg.batch_size, cfg.num_workers,
                                    drop_last=True, pin_memory=pin, seed=cfg.seed + env.rank)

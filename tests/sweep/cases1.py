@@ -1,8 +1,10 @@
 """The bad-input sweep of docs/bad_inputs.md (run with tests/sweep/run.sh): cases of one group as (id, argv)."""
-D = '/tmp/sweep/d'; O = '/tmp/sweep/o'
-T = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=32', 'patch_size=4', 'depth=2', '--device', 'cpu', '--num-workers', '0', '--batch-size', '4', '--epochs', '1', '--threads', '1', '--no-progress']
+from shared import CPU as C, D, MODEL as M, O
+T = [*M, *C, '--batch-size', '4', '--epochs', '1', '--no-progress']
 def tr(name, *a): return ['train', *T, '--output', f'{O}/{name}', '--overwrite', *a]
 def fold(name, d, *a): return (name, tr(name, '--dataset', 'imagefolder', '--data-dir', f'{D}/{d}', '--num-classes', '2', *a))
+def fm(name, d): return (name, tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/{d}'))
+def cifar(name, dataset, d): return (name, tr('c', '--dataset', dataset, '--data-dir', f'{D}/{d}'))
 CASES = [
  fold('folder-missing', 'nope'),
  fold('folder-empty', 'empty'),
@@ -26,17 +28,17 @@ CASES = [
  fold('folder-numclasses-3', 'good', '--num-classes', '3'),
  fold('folder-numclasses-1', 'good', '--num-classes', '1'),
  fold('folder-datadir-file', 'good/train/a/0.png'),
- ('fm-magic', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_magic')),
- ('fm-trunc', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_trunc')),
- ('fm-labels-out-of-range', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_labels')),
- ('fm-count-mismatch', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_count')),
- ('fm-gz-truncated', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_gzbroken')),
- ('fm-not-gz', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_notgz')),
- ('fm-missing', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_missing')),
- ('fm-labels-2d', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_labels2d')),
- ('fm-empty', tr('fm', '--dataset', 'fashion-mnist', '--data-dir', f'{D}/fm_empty')),
- ('cifar-notcifar', tr('c', '--dataset', 'cifar10', '--data-dir', f'{D}/cifar_bad')),
- ('cifar-evilpickle', tr('c', '--dataset', 'cifar10', '--data-dir', f'{D}/cifar_evil')),
- ('cifar-emptybatches', tr('c', '--dataset', 'cifar10', '--data-dir', f'{D}/cifar_empty_batches')),
- ('cifar100-on-fm', tr('c', '--dataset', 'cifar100', '--data-dir', f'{D}/fm_good')),
+ fm('fm-magic', 'fm_magic'),
+ fm('fm-trunc', 'fm_trunc'),
+ fm('fm-labels-out-of-range', 'fm_labels'),
+ fm('fm-count-mismatch', 'fm_count'),
+ fm('fm-gz-truncated', 'fm_gzbroken'),
+ fm('fm-not-gz', 'fm_notgz'),
+ fm('fm-missing', 'fm_missing'),
+ fm('fm-labels-2d', 'fm_labels2d'),
+ fm('fm-empty', 'fm_empty'),
+ cifar('cifar-notcifar', 'cifar10', 'cifar_bad'),
+ cifar('cifar-evilpickle', 'cifar10', 'cifar_evil'),
+ cifar('cifar-emptybatches', 'cifar10', 'cifar_empty_batches'),
+ cifar('cifar100-on-fm', 'cifar100', 'fm_good'),
 ]

@@ -1,8 +1,5 @@
 """The bad-input sweep of docs/bad_inputs.md (run with tests/sweep/run.sh): cases of one group as (id, argv)."""
-D = '/tmp/sweep/d'; O = '/tmp/sweep/o'; W = D + '/w'; Y = D + '/y'
-M = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=32', 'patch_size=4', 'depth=2']
-C = ['--device', 'cpu', '--num-workers', '0', '--threads', '1']
-S = ['--dataset', 'synthetic', '--num-classes', '10', '--synthetic-samples', '16']
+from shared import CPU as C, D, MODEL as M, O, SYNTHETIC as S, W, Y
 def tr(name, *a, m=M): return (name, ['train', *m, *C, '--batch-size', '4', '--epochs', '1', '--no-progress', *S, '--output', f'{O}/{name}', '--overwrite', *a])
 def ev(name, *a, m=M): return (name, ['eval', *m, *C, '--batch-size', '4', *S, *a])
 import os

@@ -1,10 +1,8 @@
 """The bad-input sweep of docs/bad_inputs.md (run with tests/sweep/run.sh): cases of one group as (id, argv)."""
-D = '/tmp/sweep/d'; O = '/tmp/sweep/o'; W = D + '/w'; S_ = '/tmp/sweep'
-C = ['--device', 'cpu', '--num-workers', '0', '--threads', '1']
-M = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=32', 'patch_size=4', 'depth=2']
+from shared import CPU as C, D, MODEL as M, O, ROOT as S_, SYNTHETIC, W
 def an(name, *a): return (name, ['analyze', *a, '--output', f'{O}/an_{name}', '--threads', '1', '--no-plots'])
-AM = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=32', 'patch_size=4', 'depth=2', 'num_classes=10']
-SM = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=32', 'patch_size=4', 'depth=2']
+AM = [*M, 'num_classes=10']  # --model-kwargs is M's last option
+SM = M
 def st(name, d, *a): return (name, ['segment', 'train', *SM, *C, '--dataset', 'maskfolder', '--data-dir', f'{D}/{d}', '--crop-size', '32', '--batch-size', '2', '--eval-batch-size', '2', '--epochs', '1', '--no-progress', '--output', f'{O}/seg_{name}', '--overwrite', *a])
 def sy(name, *a): return (name, ['segment', 'train', *SM, *C, '--dataset', 'synthetic', '--synthetic-samples', '8', '--crop-size', '32', '--batch-size', '2', '--epochs', '1', '--no-progress', '--output', f'{O}/seg_{name}', '--overwrite', *a])
 def se(name, *a): return (name, ['segment', 'eval', *SM, *C, *a])
@@ -32,7 +30,7 @@ CASES = [
  ('resume-finished', ['train', '--resume', '--output', f'{S_}/run_good', *C]),
  ('resume-no-output', ['train', '--resume', *C]),
  ('resume-other-model', ['train', '--resume', '--output', f'{S_}/run_trunc_st', '--model', 'deit3_small_patch16_224', *C]),
- ('new-into-finished', ['train', *M, *C, '--dataset', 'synthetic', '--num-classes', '10', '--synthetic-samples', '16', '--batch-size', '8', '--output', f'{S_}/run_trunc_st']),
+ ('new-into-finished', ['train', *M, *C, *SYNTHETIC, '--batch-size', '8', '--output', f'{S_}/run_trunc_st']),
  an('an-run-good', '--run', f'{S_}/run_good'),
  an('an-run-broken', '--run', f'{S_}/run_broken_cfg'),
  an('an-run-noweights', '--run', f'{S_}/run_no_weights'),

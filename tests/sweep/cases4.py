@@ -1,9 +1,7 @@
 """The bad-input sweep of docs/bad_inputs.md (run with tests/sweep/run.sh): cases of one group as (id, argv)."""
-D = '/tmp/sweep/d'; O = '/tmp/sweep/o'; W = D + '/w'; S_ = '/tmp/sweep'
-C = ['--device', 'cpu', '--num-workers', '0', '--threads', '1']
-M = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=32', 'patch_size=4', 'depth=2']
+from shared import CPU as C, D, MODEL as M, O, ROOT as S_, SYNTHETIC, W
 SM = M
-EV = ['eval', *M, *C, '--batch-size', '4', '--dataset', 'synthetic', '--num-classes', '10', '--synthetic-samples', '16', '--checkpoint', f'{W}/good.pth']
+EV = ['eval', *M, *C, '--batch-size', '4', *SYNTHETIC, '--checkpoint', f'{W}/good.pth']
 CASES = [
  ('eval-output-under-file', EV + ['--output', f'{O}/afile/m.json']),
  ('eval-output-empty', EV + ['--output', '']),
@@ -15,8 +13,8 @@ CASES = [
  ('train-kw-empty-item', ['train', '--model', 'edit_tiny_patch16_224', '--model-kwargs', '', *C, '--dataset', 'synthetic', '--output', f'{O}/kwe']),
  ('train-model-spaces', ['train', '--model', '  ', *C, '--dataset', 'synthetic', '--output', f'{O}/ms']),
  ('yaml-output-empty', ['train', *M, *C, '--dataset', 'synthetic', '--config', f'{D}/y/outempty.yaml']),
- ('yaml-huge-batch', ['train', *M, *C, '--dataset', 'synthetic', '--num-classes', '10', '--synthetic-samples', '16', '--output', f'{O}/hb', '--overwrite', '--config', f'{D}/y/hugeint.yaml']),
- ('yaml-strnum-lr', ['train', *M, *C, '--dataset', 'synthetic', '--num-classes', '10', '--synthetic-samples', '16', '--batch-size', '8', '--epochs', '1', '--no-progress', '--output', f'{O}/sn', '--overwrite', '--config', f'{D}/y/strnum.yaml']),
+ ('yaml-huge-batch', ['train', *M, *C, *SYNTHETIC, '--output', f'{O}/hb', '--overwrite', '--config', f'{D}/y/hugeint.yaml']),
+ ('yaml-strnum-lr', ['train', *M, *C, *SYNTHETIC, '--batch-size', '8', '--epochs', '1', '--no-progress', '--output', f'{O}/sn', '--overwrite', '--config', f'{D}/y/strnum.yaml']),
  ('yaml-kw-unknown', ['train', *C, '--dataset', 'synthetic', '--output', f'{O}/ku', '--config', f'{D}/y/kwunknown.yaml']),
  ('train-no-model', ['train', *C, '--dataset', 'synthetic', '--output', f'{O}/nm']),
  ('train-no-dataset', ['train', *M, *C, '--output', f'{O}/nd']),
