@@ -150,11 +150,40 @@ def test_a_config_that_is_not_a_yaml_text_file(tmp_path, content, words):
         read_yaml(path)
 
 
-@pytest.mark.parametrize('kwargs, words', [(dict(patch_size=0), 'division'), (dict(num_heads=5), 'divisible'),
-                                           (dict(embed_dim=-8), 'negative'), (dict(num_classes=3), 'contradicts')])
+@pytest.mark.parametrize('kwargs, words', [
+    (dict(patch_size=0), 'patch_size=0 is out of range: it must be an integer >= 1'),
+    (dict(num_heads=5), 'num_heads=5 does not divide embed_dim=32'),
+    (dict(embed_dim=-8), 'embed_dim=-8 is out of range: it must be an integer >= 1'),
+    (dict(num_classes=3), 'contradicts'),
+    (dict(depth=0), 'depth=0 is out of range: it must be an integer >= 1'),
+    (dict(num_heads=0), 'num_heads=0 is out of range: it must be an integer >= 1'),
+    (dict(decoder_heads=3), 'decoder_heads=3 does not divide embed_dim=32'),
+    (dict(patch_size=32), r'patch_size=32 is out of range: it must be between 1 and the image size img_size=16'),
+    (dict(mlp_ratio=0.), 'mlp_ratio=0.0 is out of range'),
+    (dict(depth=1.5), 'depth=1.5 is out of range')])
 def test_model_kwargs_the_layers_reject_are_a_config_error(kwargs, words):
     with pytest.raises(ConfigError, match=words):
         tiny(**kwargs)
+
+
+@pytest.mark.parametrize('name, kwargs, words', [
+    ('edit_tiny_cb_patch16_224', dict(depth=0), 'depth=0 is out of range'),
+    ('edit_tiny_ps_patch16_224', dict(embed_dim=100), 'num_heads=3 does not divide embed_dim=100'),
+    ('deit3_small_cb_patch16_224', dict(depth=0), 'depth=0 is out of range'),
+    ('deit3_small_cb_patch16_224', dict(img_size=8), 'patch_size=16 is out of range'),
+    ('psvit_2d_tiny', dict(num_heads=0), 'num_heads=0 is out of range')])
+def test_degenerate_sizes_are_refused_by_every_model_constructor(name, kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        timm.create_model(name, **kwargs)  # the library API, as the commands
+    with pytest.raises(ConfigError, match=words):
+        create_model(name, 10, kwargs)
+
+
+def test_a_model_without_blocks_is_one_line(tmp_path, capsys):
+    code = main(['train', *TINY, 'depth=0', *CPU, *SYNTHETIC, '--output', str(tmp_path / 'r')])
+    assert code == 2 and 'model kwarg depth=0 is out of range: it must be an integer >= 1' in one_error_line(
+        capsys, 'train')
+    assert not (tmp_path / 'r' / 'model.safetensors').exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')
