@@ -96,6 +96,28 @@ def test_a_cut_gzip_file_is_a_data_error(tmp_path):
         create_dataset('fashion-mnist', str(tmp_path), 'train')
 
 
+@pytest.mark.parametrize('name', ['synthetic', 'fashion-mnist', 'cifar10'])
+def test_a_split_carved_from_a_data_set_with_its_own_is_refused(tmp_path, name):
+    _fashion(tmp_path)
+    (tmp_path / 'cifar-10-batches-py').mkdir()  # torchvision's format: its own test split
+    for split in ('train', 'val'):
+        with pytest.raises(ConfigError, match=f'{name}.* has its own validation split; --val-split-per-class 5 '
+                                              f'carves one from class folders only: drop the option'):
+            create_dataset(name, str(tmp_path), split, val_split_per_class=5)
+
+
+@pytest.mark.parametrize('command', ['train', 'eval'])
+def test_train_and_eval_refuse_a_carved_split_of_fashion_mnist_alike(tmp_path, capsys, command):
+    _fashion(tmp_path)
+    weights = tmp_path / 'w.pth'
+    torch.save(tiny().state_dict(), weights)
+    options = ['--checkpoint', str(weights)] if command == 'eval' else ['--output', str(tmp_path / 'run')]
+    cpu = CPU if command == 'train' else CPU[:-1]  # eval has no progress bar
+    code = main([command, *TINY, *cpu, '--dataset', 'fashion-mnist', '--data-dir', str(tmp_path), '--num-classes',
+                 '10', '--val-split-per-class', '2', *options])
+    assert code == 2 and 'fashion-mnist has its own validation split' in one_error_line(capsys, command)
+
+
 def test_an_empty_split_is_refused_before_training(tmp_path, capsys):
     _fashion(tmp_path, n=0)
     code = main(['train', *TINY, *CPU, '--dataset', 'fashion-mnist', '--data-dir', str(tmp_path),

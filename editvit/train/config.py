@@ -145,7 +145,8 @@ class EvalConfig:
     dataset: Optional[Dataset] = field_help('data set', default=None)
     data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
     split: Literal['train', 'val'] = field_help('split to evaluate', default='val')
-    val_split_per_class: int = field_help('evaluate on K held-out training images per class', at_least=0, default=0)
+    val_split_per_class: int = field_help('evaluate on K held-out training images per class (class folders only)',
+                                          at_least=0, default=0)
     skip_bad_images: bool = field_help('skip and count undecodable images', default=False)
     synthetic_samples: int = field_help('training images of the synthetic set', at_least=1, default=256)
     eval_crop_ratio: float = field_help('centre-crop ratio', above=0, at_most=1, default=1.0)
