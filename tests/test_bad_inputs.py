@@ -300,6 +300,42 @@ def test_class_names_file_that_is_empty_or_repeats_a_name(tmp_path, names, words
         mask_folder(str(tmp_path), 'train')
 
 
+def _mask_folder(root, labels):
+    """The generic layout, train and val, one 16x16 image per mask of `labels` (a list of fills)."""
+    root.mkdir()
+    (root / 'classes.txt').write_text('sky\nsea\n')
+    for split in ('train', 'val'):
+        for kind in ('images', 'masks'):
+            (root / kind / split).mkdir(parents=True)
+        for i, fill in enumerate(labels):
+            Image.new('RGB', (16, 16), (40 * i, 90, 20)).save(root / 'images' / split / f'{i}.png')
+            Image.new('L', (16, 16), fill).save(root / 'masks' / split / f'{i}.png')
+
+
+def test_masks_without_a_labelled_pixel_are_refused_before_training(tmp_path, capsys):
+    _mask_folder(tmp_path / 'data', [255, 255, 255])
+    assert main(['segment', 'train', *TINY, *CPU, '--dataset', 'maskfolder', '--data-dir', str(tmp_path / 'data'),
+                 '--crop-size', '16', '--scale-long', '32', '--scale-short', '16', '--batch-size', '2',
+                 '--output', str(tmp_path / 'run')]) == 2
+    err = one_error_line(capsys, 'segment train')
+    assert f"no mask in '{tmp_path / 'data' / 'masks' / 'train'}' labels a pixel" in err and 'ignored (255)' in err
+    assert not (tmp_path / 'run' / 'checkpoint-last.pth').exists()
+    _mask_folder(tmp_path / 'one', [255, 255, 1])  # one labelled mask is enough
+    mask_folder(str(tmp_path / 'one'), 'train').check_labelled()
+
+
+def test_a_batch_without_a_labelled_pixel_has_loss_0_and_finite_gradients():
+    from editvit.segmentation.loss import SegmentationCrossEntropy
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    loss = SegmentationCrossEntropy()(logits, torch.full((2, 4, 4), 255))
+    loss.backward()
+    assert loss.item() == 0 and torch.equal(logits.grad, torch.zeros_like(logits))
+    labels = torch.full((2, 4, 4), 255)
+    labels[0, 0, 0] = 1  # one labelled pixel: its cross-entropy alone
+    expected = torch.nn.functional.cross_entropy(logits[:1, :, 0, 0], torch.tensor([1]))
+    assert SegmentationCrossEntropy()(logits, labels).item() == pytest.approx(expected.item())
+
+
 # search and demo
 
 @pytest.mark.parametrize('kwargs, words', [(dict(patch_size=0), 'patch_size must be at least 1'),

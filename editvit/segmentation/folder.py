@@ -81,6 +81,19 @@ class MaskPairDataset(Dataset):
                             f'{image.width}x{image.height}')
         return image, mask
 
+    def check_labelled(self) -> None:
+        """DataError naming the folder when no mask labels a single pixel (all ignored): training on it would learn
+        nothing without a word. Reads masks only until the first labelled pixel, so a usable set costs one mask."""
+        for _, mask_path in self.pairs:
+            mask = load_mask(mask_path)
+            if self.label_map is not None:
+                mask = self.label_map(mask)
+            if (mask != IGNORE_INDEX).any():
+                return
+        folder = str(Path(self.pairs[0][1]).parent) if self.pairs else '?'
+        raise DataError(f'no mask in {folder!r} labels a pixel: every pixel of its {len(self.pairs)} masks is ignored '
+                        f'({IGNORE_INDEX}); label the pixels 0..{len(self.classes) - 1} as classes.txt orders them')
+
 
 def mask_folder(root: str, split: str) -> MaskPairDataset:
     """The split ('train' or 'val') of a folder in the generic layout."""
