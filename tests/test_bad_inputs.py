@@ -286,6 +286,26 @@ def test_analyze_options_checked_before_the_model_is_built(tmp_path, capsys, opt
     assert code == 2 and words in one_error_line(capsys, 'analyze')
 
 
+def test_an_images_folder_is_read_with_its_subfolders_as_imagefolder_reads_one(tmp_path, capsys):
+    from editvit.analysis.images import find_image_files
+    root = tmp_path / 'photos'
+    images(root / 'n02123045', n=2)  # 0.png, 1.png
+    images(root / 'b' / 'deeper', n=1)
+    images(root, n=1)
+    (root / 'b' / 'notes.txt').write_text('not an image')
+    (root / 'b' / 'UPPER.PNG').write_bytes((root / '0.png').read_bytes())
+    (root / 'b' / 'loop').symlink_to('..')  # a link to a parent folder: not followed
+    assert [p.relative_to(root).as_posix() for p in find_image_files([root])] == [
+        '0.png', 'b/UPPER.PNG', 'b/deeper/0.png', 'n02123045/0.png', 'n02123045/1.png']
+    (root / 'b' / 'deeper' / '0.png').unlink()
+    assert main(['analyze', '--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=16', 'patch_size=4',
+                 'embed_dim=32', 'depth=2', 'num_heads=2', '--images', str(root / 'b'), '--no-plots', '--threads', '1',
+                 '--output', str(tmp_path / 'out')]) == 0
+    assert '; 1 images' in capsys.readouterr().out  # UPPER.PNG
+    with pytest.raises(FileNotFoundError, match="no image files .* in folder '.*deeper' or its subfolders"):
+        find_image_files([root / 'b' / 'deeper'])
+
+
 def test_os_error_for_a_path_that_exists_as_a_file():
     message = os_error_message(FileExistsError(errno.EEXIST, 'File exists', '/out/x'))
     assert "'/out/x' already exists" in message and 'choose another path' in message
