@@ -118,6 +118,13 @@ def test_train_and_eval_refuse_a_carved_split_of_fashion_mnist_alike(tmp_path, c
     assert code == 2 and 'fashion-mnist has its own validation split' in one_error_line(capsys, command)
 
 
+def test_a_synthetic_set_with_more_classes_than_images_is_refused_at_once(tmp_path, capsys):
+    code = main(['train', *TINY, *CPU, '--dataset', 'synthetic', '--num-classes', '100000', '--synthetic-samples', '16',
+                 '--output', str(tmp_path / 'run')])  # was 35 s to the first update and a 100,000-image evaluation
+    assert code == 2 and ('the synthetic set of 100000 classes has 16 training images, fewer than one a class: raise '
+                          '--synthetic-samples or lower --num-classes') in one_error_line(capsys, 'train')
+
+
 def test_an_empty_split_is_refused_before_training(tmp_path, capsys):
     _fashion(tmp_path, n=0)
     code = main(['train', *TINY, *CPU, '--dataset', 'fashion-mnist', '--data-dir', str(tmp_path),

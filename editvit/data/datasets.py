@@ -88,14 +88,18 @@ def create_dataset(
             class as the validation split (0: use the val/ folder). A data set with its own validation split
             (synthetic, fashion-mnist, CIFAR in torchvision's format) refuses it with a ConfigError.
         skip_bad_images: Give undecodable images as None (the loader drops and counts them) instead of failing.
-        num_classes: Classes of the synthetic set.
+        num_classes: Classes of the synthetic set, at most synthetic_samples (a ConfigError otherwise).
         image_size: Image size of the synthetic set.
-        synthetic_samples: Training images of the synthetic set (its validation split has a quarter as many).
+        synthetic_samples: Training images of the synthetic set (its validation split has a quarter as many, and at
+            least one of each class).
     """
     if split not in ('train', 'val'):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if name == 'synthetic':
         _check_no_carve(name, val_split_per_class)
+        if num_classes > synthetic_samples:  # its validation split has an image of each class: O(classes) work
+            raise ConfigError(f'the synthetic set of {num_classes} classes has {synthetic_samples} training images, '
+                              f'fewer than one a class: raise --synthetic-samples or lower --num-classes')
         n = synthetic_samples if split == 'train' else max(synthetic_samples // 4, num_classes)
         return SyntheticDataset(n, num_classes, image_size, seed=seed, split=split)
     if name not in DATASETS:
