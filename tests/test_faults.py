@@ -41,3 +41,36 @@ def test_ctrl_c_while_a_program_imports_editvit_stays_a_keyboard_interrupt():
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and err.strip().splitlines()[-1] == 'KeyboardInterrupt', err
+
+
+SEARCH = ['search', '--dataset', 'synthetic', '--embed-dim', '16', '--batch-size', '8', '--population', '20',
+          '--generations', '3', '--parents', '4', '--num-workers', '0', '--threads', '1', '--no-progress', '--epochs',
+          '1', '--max-steps', '2']  # a search phase of seconds: 50-odd members scored
+
+
+@pytest.mark.slow  # three search processes
+def test_a_signal_while_the_search_ranks_members_leaves_a_run_that_resumes_to_the_same_result(tmp_path):
+    import json
+    from editvit.cli import main
+    reference = tmp_path / 'reference'
+    assert main([*SEARCH, '--output', str(reference)]) == 0
+    run = tmp_path / 'run'
+    for sig, command, code in ((signal.SIGTERM, SEARCH, 143), (signal.SIGINT, ['search', '--resume'], 130)):
+        proc = subprocess.Popen([sys.executable, '-m', 'editvit', *command, '--output', str(run)], cwd=REPO,
+                                env=_env(PYTHONHASHSEED='0'), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stdout:
+            if line.startswith('searching the trained supernet'):
+                break
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        said = [line for line in err.splitlines() if line.startswith('editvit')]
+        assert proc.returncode == code and 'Traceback' not in err and len(said) == 1, err
+        assert said[0].startswith(f'editvit search: stopped by {sig.name} while searching the trained supernet (')
+        assert said[0].endswith(f'the supernet is kept and the search starts again on resume. Resume with: editvit '
+                                f'search --resume --output {run}')
+        assert (run / 'model.safetensors').is_file() and not (run / 'search.json').exists()
+        assert not list(run.glob('.*.tmp'))
+    assert main(['search', '--resume', '--output', str(run)]) == 0
+    expected, got = (json.loads((d / 'search.json').read_text()) for d in (reference, run))
+    assert got['best'] == expected['best'] and got['history'] == expected['history']
+    assert (run / 'model.safetensors').read_bytes() == (reference / 'model.safetensors').read_bytes()

@@ -61,8 +61,8 @@ def _folder_split(root: Path, split: str, val_split_per_class: int, seed: int, s
 def _check_no_carve(name: str, val_split_per_class: int) -> None:
     """ConfigError for a validation split carved from a data set that has its own (it would be ignored)."""
     if val_split_per_class:
-        raise ConfigError(f'data set {name} has its own validation split; --val-split-per-class {val_split_per_class} carves '
-                          f'one from class folders only: drop the option (or pass 0)')
+        raise ConfigError(f'data set {name} has its own validation split; --val-split-per-class '
+                          f'{val_split_per_class} carves one from class folders only: drop the option (or pass 0)')
 
 
 def create_dataset(

@@ -8,7 +8,7 @@ import math
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional, Type, TypeVar, Union
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Type, TypeVar, Union
 
 import yaml
 
@@ -326,10 +326,11 @@ RESUME_FREE_KEYS = frozenset({'output', 'resume', 'overwrite', 'data_dir', 'num_
                               'device', 'checkpoint_every', 'threads'})
 
 
-def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
-    """'key: saved -> current' for every field that changes the run. epochs may grow (a run extended); it may not
-    shrink."""
-    keys = sorted((set(saved) | set(current)) - RESUME_FREE_KEYS)
+def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
+                       free: Iterable[str] = ()) -> List[str]:
+    """'key: saved -> current' for every field that changes the run (not RESUME_FREE_KEYS, nor the config's own
+    `free` ones). epochs may grow (a run extended); it may not shrink."""
+    keys = sorted((set(saved) | set(current)) - RESUME_FREE_KEYS - set(free))
     changed = [k for k in keys if saved.get(k) != current.get(k)]
     if 'epochs' in changed and isinstance(saved.get('epochs'), int) and current.get('epochs', 0) > saved['epochs']:
         changed.remove('epochs')
