@@ -41,6 +41,8 @@ def load_mask(path: str) -> np.ndarray:
             if img.mode not in ('L', 'P', 'I;16', 'I'):
                 raise DataError(f'mask {path!r} has mode {img.mode}: expected one label per pixel (mode L or P)')
             labels = np.array(img)  # (H, W)
+    except PermissionError as e:
+        raise DataError(f'cannot read mask {path!r}: permission denied; check its permissions') from e
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f'cannot decode mask {path!r}: {e}') from e
     if labels.dtype != np.uint8 and labels.size and (labels.min() < 0 or labels.max() > 255):
