@@ -367,7 +367,8 @@ def test_a_batch_without_a_labelled_pixel_has_loss_0_and_finite_gradients():
 
 @pytest.mark.parametrize('kwargs, words', [(dict(patch_size=0), 'patch_size must be at least 1'),
                                            (dict(num_classes=0), 'num_classes must be at least 1'),
-                                           (dict(token_choices=((0,), (9,), (4,))), 'at least 1')])
+                                           (dict(token_choices=((0,), (9,), (4,))), 'at least 1'),
+                                           (dict(embed_dim=64, num_heads=3), 'num_heads 3 does not divide embed_dim 64')])
 def test_search_space_values_out_of_range(kwargs, words):
     with pytest.raises(ValueError, match=words):
         PSViTSearchSpace(**kwargs)
