@@ -96,6 +96,35 @@ def test_a_cut_gzip_file_is_a_data_error(tmp_path):
         create_dataset('fashion-mnist', str(tmp_path), 'train')
 
 
+@pytest.mark.parametrize('name', ['synthetic', 'fashion-mnist', 'cifar10'])
+def test_a_split_carved_from_a_data_set_with_its_own_is_refused(tmp_path, name):
+    _fashion(tmp_path)
+    (tmp_path / 'cifar-10-batches-py').mkdir()  # torchvision's format: its own test split
+    for split in ('train', 'val'):
+        with pytest.raises(ConfigError, match=f'{name}.* has its own validation split; --val-split-per-class 5 '
+                                              f'carves one from class folders only: drop the option'):
+            create_dataset(name, str(tmp_path), split, val_split_per_class=5)
+
+
+@pytest.mark.parametrize('command', ['train', 'eval'])
+def test_train_and_eval_refuse_a_carved_split_of_fashion_mnist_alike(tmp_path, capsys, command):
+    _fashion(tmp_path)
+    weights = tmp_path / 'w.pth'
+    torch.save(tiny().state_dict(), weights)
+    options = ['--checkpoint', str(weights)] if command == 'eval' else ['--output', str(tmp_path / 'run')]
+    cpu = CPU if command == 'train' else CPU[:-1]  # eval has no progress bar
+    code = main([command, *TINY, *cpu, '--dataset', 'fashion-mnist', '--data-dir', str(tmp_path), '--num-classes',
+                 '10', '--val-split-per-class', '2', *options])
+    assert code == 2 and 'fashion-mnist has its own validation split' in one_error_line(capsys, command)
+
+
+def test_a_synthetic_set_with_more_classes_than_images_is_refused_at_once(tmp_path, capsys):
+    code = main(['train', *TINY, *CPU, '--dataset', 'synthetic', '--num-classes', '100000', '--synthetic-samples', '16',
+                 '--output', str(tmp_path / 'run')])  # was 35 s to the first update and a 100,000-image evaluation
+    assert code == 2 and ('the synthetic set of 100000 classes has 16 training images, fewer than one a class: raise '
+                          '--synthetic-samples or lower --num-classes') in one_error_line(capsys, 'train')
+
+
 def test_an_empty_split_is_refused_before_training(tmp_path, capsys):
     _fashion(tmp_path, n=0)
     code = main(['train', *TINY, *CPU, '--dataset', 'fashion-mnist', '--data-dir', str(tmp_path),
@@ -150,11 +179,40 @@ def test_a_config_that_is_not_a_yaml_text_file(tmp_path, content, words):
         read_yaml(path)
 
 
-@pytest.mark.parametrize('kwargs, words', [(dict(patch_size=0), 'division'), (dict(num_heads=5), 'divisible'),
-                                           (dict(embed_dim=-8), 'negative'), (dict(num_classes=3), 'contradicts')])
+@pytest.mark.parametrize('kwargs, words', [
+    (dict(patch_size=0), 'patch_size=0 is out of range: it must be an integer >= 1'),
+    (dict(num_heads=5), 'num_heads=5 does not divide embed_dim=32'),
+    (dict(embed_dim=-8), 'embed_dim=-8 is out of range: it must be an integer >= 1'),
+    (dict(num_classes=3), 'contradicts'),
+    (dict(depth=0), 'depth=0 is out of range: it must be an integer >= 1'),
+    (dict(num_heads=0), 'num_heads=0 is out of range: it must be an integer >= 1'),
+    (dict(decoder_heads=3), 'decoder_heads=3 does not divide embed_dim=32'),
+    (dict(patch_size=32), r'patch_size=32 is out of range: it must be between 1 and the image size img_size=16'),
+    (dict(mlp_ratio=0.), 'mlp_ratio=0.0 is out of range'),
+    (dict(depth=1.5), 'depth=1.5 is out of range')])
 def test_model_kwargs_the_layers_reject_are_a_config_error(kwargs, words):
     with pytest.raises(ConfigError, match=words):
         tiny(**kwargs)
+
+
+@pytest.mark.parametrize('name, kwargs, words', [
+    ('edit_tiny_cb_patch16_224', dict(depth=0), 'depth=0 is out of range'),
+    ('edit_tiny_ps_patch16_224', dict(embed_dim=100), 'num_heads=3 does not divide embed_dim=100'),
+    ('deit3_small_cb_patch16_224', dict(depth=0), 'depth=0 is out of range'),
+    ('deit3_small_cb_patch16_224', dict(img_size=8), 'patch_size=16 is out of range'),
+    ('psvit_2d_tiny', dict(num_heads=0), 'num_heads=0 is out of range')])
+def test_degenerate_sizes_are_refused_by_every_model_constructor(name, kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        timm.create_model(name, **kwargs)  # the library API, as the commands
+    with pytest.raises(ConfigError, match=words):
+        create_model(name, 10, kwargs)
+
+
+def test_a_model_without_blocks_is_one_line(tmp_path, capsys):
+    code = main(['train', *TINY, 'depth=0', *CPU, *SYNTHETIC, '--output', str(tmp_path / 'r')])
+    assert code == 2 and 'model kwarg depth=0 is out of range: it must be an integer >= 1' in one_error_line(
+        capsys, 'train')
+    assert not (tmp_path / 'r' / 'model.safetensors').exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')
@@ -235,6 +293,26 @@ def test_analyze_options_checked_before_the_model_is_built(tmp_path, capsys, opt
     assert code == 2 and words in one_error_line(capsys, 'analyze')
 
 
+def test_an_images_folder_is_read_with_its_subfolders_as_imagefolder_reads_one(tmp_path, capsys):
+    from editvit.analysis.images import find_image_files
+    root = tmp_path / 'photos'
+    images(root / 'n02123045', n=2)  # 0.png, 1.png
+    images(root / 'b' / 'deeper', n=1)
+    images(root, n=1)
+    (root / 'b' / 'notes.txt').write_text('not an image')
+    (root / 'b' / 'UPPER.PNG').write_bytes((root / '0.png').read_bytes())
+    (root / 'b' / 'loop').symlink_to('..')  # a link to a parent folder: not followed
+    assert [p.relative_to(root).as_posix() for p in find_image_files([root])] == [
+        '0.png', 'b/UPPER.PNG', 'b/deeper/0.png', 'n02123045/0.png', 'n02123045/1.png']
+    (root / 'b' / 'deeper' / '0.png').unlink()
+    assert main(['analyze', '--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=16', 'patch_size=4',
+                 'embed_dim=32', 'depth=2', 'num_heads=2', '--images', str(root / 'b'), '--no-plots', '--threads', '1',
+                 '--output', str(tmp_path / 'out')]) == 0
+    assert '; 1 images' in capsys.readouterr().out  # UPPER.PNG
+    with pytest.raises(FileNotFoundError, match="no image files .* in folder '.*deeper' or its subfolders"):
+        find_image_files([root / 'b' / 'deeper'])
+
+
 def test_os_error_for_a_path_that_exists_as_a_file():
     message = os_error_message(FileExistsError(errno.EEXIST, 'File exists', '/out/x'))
     assert "'/out/x' already exists" in message and 'choose another path' in message
@@ -249,11 +327,48 @@ def test_class_names_file_that_is_empty_or_repeats_a_name(tmp_path, names, words
         mask_folder(str(tmp_path), 'train')
 
 
+def _mask_folder(root, labels):
+    """The generic layout, train and val, one 16x16 image per mask of `labels` (a list of fills)."""
+    root.mkdir()
+    (root / 'classes.txt').write_text('sky\nsea\n')
+    for split in ('train', 'val'):
+        for kind in ('images', 'masks'):
+            (root / kind / split).mkdir(parents=True)
+        for i, fill in enumerate(labels):
+            Image.new('RGB', (16, 16), (40 * i, 90, 20)).save(root / 'images' / split / f'{i}.png')
+            Image.new('L', (16, 16), fill).save(root / 'masks' / split / f'{i}.png')
+
+
+def test_masks_without_a_labelled_pixel_are_refused_before_training(tmp_path, capsys):
+    _mask_folder(tmp_path / 'data', [255, 255, 255])
+    assert main(['segment', 'train', *TINY, *CPU, '--dataset', 'maskfolder', '--data-dir', str(tmp_path / 'data'),
+                 '--crop-size', '16', '--scale-long', '32', '--scale-short', '16', '--batch-size', '2',
+                 '--output', str(tmp_path / 'run')]) == 2
+    err = one_error_line(capsys, 'segment train')
+    assert f"no mask in '{tmp_path / 'data' / 'masks' / 'train'}' labels a pixel" in err and 'ignored (255)' in err
+    assert not (tmp_path / 'run' / 'checkpoint-last.pth').exists()
+    _mask_folder(tmp_path / 'one', [255, 255, 1])  # one labelled mask is enough
+    mask_folder(str(tmp_path / 'one'), 'train').check_labelled()
+
+
+def test_a_batch_without_a_labelled_pixel_has_loss_0_and_finite_gradients():
+    from editvit.segmentation.loss import SegmentationCrossEntropy
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    loss = SegmentationCrossEntropy()(logits, torch.full((2, 4, 4), 255))
+    loss.backward()
+    assert loss.item() == 0 and torch.equal(logits.grad, torch.zeros_like(logits))
+    labels = torch.full((2, 4, 4), 255)
+    labels[0, 0, 0] = 1  # one labelled pixel: its cross-entropy alone
+    expected = torch.nn.functional.cross_entropy(logits[:1, :, 0, 0], torch.tensor([1]))
+    assert SegmentationCrossEntropy()(logits, labels).item() == pytest.approx(expected.item())
+
+
 # search and demo
 
 @pytest.mark.parametrize('kwargs, words', [(dict(patch_size=0), 'patch_size must be at least 1'),
                                            (dict(num_classes=0), 'num_classes must be at least 1'),
-                                           (dict(token_choices=((0,), (9,), (4,))), 'at least 1')])
+                                           (dict(token_choices=((0,), (9,), (4,))), 'at least 1'),
+                                           (dict(embed_dim=64, num_heads=3), 'num_heads 3 does not divide embed_dim 64')])
 def test_search_space_values_out_of_range(kwargs, words):
     with pytest.raises(ValueError, match=words):
         PSViTSearchSpace(**kwargs)

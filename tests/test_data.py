@@ -190,3 +190,20 @@ def test_cifar_in_torchvision_format(tmp_path, monkeypatch):
     assert (len(train), len(val)) == (10, 2) and train.classes[7] == 'c7'
     image, label = val[1]
     assert image.size == (32, 32) and label == 7
+
+
+@pytest.mark.parametrize('image_size', [32, 28, 7])
+def test_the_synthetic_set_costs_memory_per_class_not_per_pixel_and_keeps_its_images(image_size):
+    from editvit.data.synthetic import SyntheticDataset
+    data = SyntheticDataset(16, 100_000, image_size, seed=3)  # 100,000 classes: 1.2 GB and 30 s when upsampled at once
+    arrays = [v for v in vars(data).values() if isinstance(v, np.ndarray)]
+    assert sum(a.nbytes for a in arrays) <= 100_000 * 16 * 3 * 4 + image_size ** 2 * 8
+    # the images as before: each class's 4x4 prototype upsampled (nearest), plus noise from (seed, split, index)
+    g = torch.Generator().manual_seed(3)
+    protos = torch.randint(0, 256, (100_000, 3, 4, 4), generator=g).float()[:16]  # (16, 3, 4, 4)
+    protos = torch.nn.functional.interpolate(protos, size=(image_size, image_size), mode='nearest')  # (16, 3, S, S)
+    for index in (0, 5, 15):
+        noise = np.random.default_rng([3, 0, index]).normal(0., 40., (image_size, image_size, 3))  # (S, S, 3)
+        expected = np.clip(protos[index].permute(1, 2, 0).numpy() + noise, 0, 255).astype(np.uint8)
+        image, label = data[index]
+        assert label == index and np.array_equal(np.asarray(image), expected)

@@ -128,6 +128,29 @@ def test_a_finished_search_is_kept_or_searched_again_with_other_evolution_option
     assert 'different set-up' in capsys.readouterr().err
 
 
+def test_resume_reads_the_run_options_and_refuses_those_that_change_the_supernet(tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert main(['search', *ARGS, '--epochs', '1', '--output', str(out)]) == 0
+    first = json.loads((out / 'search.json').read_text())
+    capsys.readouterr()
+    assert main(['search', '--resume', '--output', str(out)]) == 0  # no option repeated: the saved ones
+    assert 'is finished' in capsys.readouterr().out
+    assert json.loads((out / 'search.json').read_text()) == first
+    assert main(['search', '--resume', '--output', str(out), '--population', '5', '--embed-dim', '16']) == 0
+    again = json.loads((out / 'search.json').read_text())  # the saved space, budget and data; a larger population
+    assert again['search']['population'] == 5 and again['space'] == first['space']
+    assert again['history'][0] == first['history'][0] and again['budget_macs'] == 200_000
+    assert main(['search', '--resume', '--output', str(out)]) == 0  # the options of the last search are kept
+    assert 'is finished' in capsys.readouterr().out
+    for options, words in ((['--num-heads', '4'], "space: {"), (['--lr', '0.01'], 'lr: 0.001 -> 0.01'),
+                           (['--budget-mmacs', '0.3'], 'budget_macs: 200000 -> 300000')):
+        assert main(['search', '--resume', '--output', str(out), *options]) == 2
+        err = capsys.readouterr().err
+        assert 'cannot resume the run' in err and 'different set-up' in err and words in err, err
+    assert main(['search', '--resume', '--output', str(tmp_path / 'none')]) == 2
+    assert 'nothing to resume' in capsys.readouterr().err
+
+
 @pytest.mark.slow  # kills and restarts a search process
 def test_a_search_killed_and_resumed_trains_the_same_supernet_and_finds_the_same_member(tmp_path):
     from safetensors.torch import load_file

@@ -1,4 +1,5 @@
 """Images for the analysis: files, folders or scikit-image's offline sample photos, prepared as the model expects."""
+import os
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -29,13 +30,19 @@ def sample_images() -> List[NamedImage]:
 
 
 def find_image_files(paths: Sequence[Union[str, Path]]) -> List[Path]:
-    """Expand folders to the image files directly inside them (sorted by name); files are kept as given."""
+    """Expand folders to the image files in them and in their subfolders, as torchvision's ImageFolder and timm's
+    ImageDataset read a folder: files with an image suffix (IMAGE_SUFFIXES, any case), sorted by their path inside
+    the folder; other files are left out. Links to folders are not followed (a link to a parent would loop). Files
+    are kept as given."""
     files: List[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted((Path(top) / name for top, _, names in os.walk(path) for name in names
+                            if Path(name).suffix.lower() in IMAGE_SUFFIXES and (Path(top) / name).is_file()),
+                           key=lambda p: p.relative_to(path).parts)
             if not found:
-                raise FileNotFoundError(f'no image files ({", ".join(IMAGE_SUFFIXES)}) in folder {str(path)!r}')
+                raise FileNotFoundError(f'no image files ({", ".join(IMAGE_SUFFIXES)}) in folder {str(path)!r} or '
+                                        f'its subfolders')
             files.extend(found)
         elif path.is_file():
             files.append(path)

@@ -9,6 +9,7 @@ import importlib
 import os
 import pkgutil
 import sys
+from pathlib import Path
 from typing import List, Optional
 
 
@@ -61,16 +62,39 @@ def check_not_empty(args: argparse.Namespace) -> None:
                 raise UsageError(f"--{key.replace('_', '-')} is empty; give a value or leave the option out")
 
 
+def _debug_requested(words: List[str]) -> bool:
+    return '--debug' in words or os.environ.get(DEBUG_ENV, '') not in ('', '0')
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """`_main`, with a Ctrl-C while the libraries load (before a command runs) as one line and exit code 130."""
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        words = sys.argv[1:] if argv is None else argv
-        if '--debug' in words or os.environ.get(DEBUG_ENV, '') not in ('', '0'):
+        if _debug_requested(sys.argv[1:] if argv is None else argv):
             raise
-        print('editvit: interrupted', file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
+
+
+INTERRUPTED = 'editvit: interrupted'
+
+
+def started_as_command() -> bool:
+    """Whether this process is the `editvit` command: its console script or `python -m editvit` (as torchrun
+    starts it)."""
+    argv = list(getattr(sys, 'orig_argv', sys.argv))
+    return Path(sys.argv[0]).name == 'editvit' or any(
+        flag == '-m' and module == 'editvit' for flag, module in zip(argv, argv[1:]))
+
+
+def exit_if_interrupted_at_start() -> None:
+    """Called on a Ctrl-C while `import editvit` loads torch, before `main` can run: in the `editvit` command, end
+    as `main` does (one line, exit code 130); in any other program (or with --debug) return, and the
+    KeyboardInterrupt goes on."""
+    if started_as_command() and not _debug_requested(sys.argv[1:]):
+        print(INTERRUPTED, file=sys.stderr, flush=True)
+        raise SystemExit(130)
 
 
 def _main(argv: Optional[List[str]] = None) -> int:

@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument('--pretrained', action='store_true',
                    help="timm's pretrained weights for --model (from the local cache, or downloaded)")
     p.add_argument('--images', nargs='+', metavar='DIR|FILE',
-                   help="image files or folders (default: scikit-image's chelsea, coffee, astronaut, rocket)")
+                   help="image files or folders; a folder gives the image files in it and in its subfolders, sorted "
+                        "by path, as torchvision's ImageFolder reads one (default: scikit-image's chelsea, coffee, "
+                        "astronaut, rocket)")
     p.add_argument('--compare', metavar='NAME2', help='a second model, analysed on the same images')
     p.add_argument('--checkpoint2', help='weights for --compare')
     p.add_argument('--compare-kwargs', nargs='*', default=[], metavar='KEY=VALUE',

@@ -9,7 +9,7 @@ from typing import Optional
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .fashion_mnist import LAYOUT as FASHION_LAYOUT
 from .fashion_mnist import FashionMNIST
 from .folder import ImageFolderDataset, scan_class_folders, split_per_class
@@ -58,6 +58,13 @@ def _folder_split(root: Path, split: str, val_split_per_class: int, seed: int, s
     return ImageFolderDataset(classes, samples, skip_bad_images)
 
 
+def _check_no_carve(name: str, val_split_per_class: int) -> None:
+    """ConfigError for a validation split carved from a data set that has its own (it would be ignored)."""
+    if val_split_per_class:
+        raise ConfigError(f'data set {name} has its own validation split; --val-split-per-class '
+                          f'{val_split_per_class} carves one from class folders only: drop the option (or pass 0)')
+
+
 def create_dataset(
         name: str,
         root: Optional[str],
@@ -78,15 +85,21 @@ def create_dataset(
         split: 'train' or 'val'.
         seed: Seed of the carved validation split and of the synthetic images.
         val_split_per_class: For class folders without a validation folder, hold out this many training images per
-            class as the validation split (0: use the val/ folder).
+            class as the validation split (0: use the val/ folder). A data set with its own validation split
+            (synthetic, fashion-mnist, CIFAR in torchvision's format) refuses it with a ConfigError.
         skip_bad_images: Give undecodable images as None (the loader drops and counts them) instead of failing.
-        num_classes: Classes of the synthetic set.
+        num_classes: Classes of the synthetic set, at most synthetic_samples (a ConfigError otherwise).
         image_size: Image size of the synthetic set.
-        synthetic_samples: Training images of the synthetic set (its validation split has a quarter as many).
+        synthetic_samples: Training images of the synthetic set (its validation split has a quarter as many, and at
+            least one of each class).
     """
     if split not in ('train', 'val'):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if name == 'synthetic':
+        _check_no_carve(name, val_split_per_class)
+        if num_classes > synthetic_samples:  # its validation split has an image of each class: O(classes) work
+            raise ConfigError(f'the synthetic set of {num_classes} classes has {synthetic_samples} training images, '
+                              f'fewer than one a class: raise --synthetic-samples or lower --num-classes')
         n = synthetic_samples if split == 'train' else max(synthetic_samples // 4, num_classes)
         return SyntheticDataset(n, num_classes, image_size, seed=seed, split=split)
     if name not in DATASETS:
@@ -96,11 +109,13 @@ def create_dataset(
         layout = FASHION_LAYOUT if name == 'fashion-mnist' else FOLDER_LAYOUT
         raise DataError(f'data directory {str(path)!r} for {name!r} does not exist; expected {layout}')
     if name == 'fashion-mnist':
+        _check_no_carve(name, val_split_per_class)
         return FashionMNIST(path, split)
     if name in _CIFAR:
         cls, batches = _CIFAR[name]
         for base in (path, path.parent):  # ROOT, or ROOT/cifar-10-batches-py itself
             if (base / batches).is_dir():
+                _check_no_carve(f'{name} ({batches}/)', val_split_per_class)
                 try:
                     return cls(str(base), train=split == 'train', download=False)
                 except RuntimeError as e:  # torchvision's integrity check (its text suggests download=True)

@@ -60,5 +60,7 @@ def read_rgb(path: Union[str, Path]) -> Image.Image:
             return image.convert('RGB')
     except _PixelError as e:
         raise DataError(f'cannot decode image {str(path)!r}: {e}') from None
+    except PermissionError as e:
+        raise DataError(f'cannot read image {str(path)!r}: permission denied; check its permissions') from e
     except (OSError, ValueError, Image.DecompressionBombError) as e:  # UnidentifiedImageError is an OSError
         raise DataError(f'cannot decode image {str(path)!r}: {e}') from e

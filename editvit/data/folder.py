@@ -1,4 +1,5 @@
 """Images in class folders, `root/<class>/<image>` (ImageNet, Flowers-102, DTD, Caltech-256, CIFAR as JPEG)."""
+import os
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -25,6 +26,10 @@ def scan_class_folders(root: Path) -> Tuple[List[str], List[Sample]]:
     if not samples:
         raise DataError(f'no images ({", ".join(IMG_EXTENSIONS[:4])}, ...) in the class folders of {str(root)!r}')
     empty = sorted(set(classes) - {classes[label] for _, label in samples})
+    unreadable = [c for c in empty if not os.access(root / c, os.R_OK | os.X_OK)]
+    if unreadable:  # torchvision's scan passes over a folder it may not read, as if it were empty
+        raise DataError(f'permission denied: the class folder(s) {", ".join(map(repr, unreadable))} of '
+                        f'{str(root)!r} cannot be read; check their permissions')
     if empty:  # a class without images would be a label the model never sees
         raise DataError(f'the class folder(s) {", ".join(map(repr, empty))} of {str(root)!r} hold no images '
                         f'({", ".join(IMG_EXTENSIONS[:4])}, ...); add images or remove the folder(s)')

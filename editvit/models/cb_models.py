@@ -20,6 +20,7 @@ from timm.models.vision_transformer import VisionTransformer
 from .edit import _BASE, _SMALL, _TINY, EditVisionTransformer, _create_edit
 from .edit import _cfg as _edit_cfg
 from .layers.cb_block import ContextBroadcastBlock
+from .sizes import check_vit_sizes
 
 
 def _cb_block(kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -28,6 +29,13 @@ def _cb_block(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     dim_scale = kwargs.pop('cb_dim_scale', False)
     kwargs['block_fn'] = partial(ContextBroadcastBlock, cb_dim_scale=dim_scale) if dim_scale else ContextBroadcastBlock
     return kwargs
+
+
+def _deit3_cb_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """`_cb_block`, with the sizes checked first: timm's VisionTransformer does not check them."""
+    sizes = ('img_size', 'patch_size', 'in_chans', 'embed_dim', 'depth', 'num_heads', 'mlp_ratio')
+    check_vit_sizes(**dict(dict(img_size=224), **{k: kwargs[k] for k in sizes if k in kwargs}))
+    return _cb_block(kwargs)
 
 
 def _deit3_cb_cfg(plain: str, **kwargs) -> Dict[str, Any]:
@@ -51,13 +59,15 @@ _DEIT3_BASE = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, no_embe
 @register_model
 def deit3_small_cb_patch16_224(pretrained: bool = False, **kwargs) -> VisionTransformer:
     """DeiT3-Small @ 224 with Context Broadcasting in every block (same parameters as deit3_small_patch16_224)."""
-    return _create_deit('deit3_small_cb_patch16_224', pretrained=pretrained, **_cb_block(dict(_DEIT3_SMALL, **kwargs)))
+    return _create_deit('deit3_small_cb_patch16_224', pretrained=pretrained,
+                        **_deit3_cb_kwargs(dict(_DEIT3_SMALL, **kwargs)))
 
 
 @register_model
 def deit3_base_cb_patch16_224(pretrained: bool = False, **kwargs) -> VisionTransformer:
     """DeiT3-Base @ 224 with Context Broadcasting in every block (same parameters as deit3_base_patch16_224)."""
-    return _create_deit('deit3_base_cb_patch16_224', pretrained=pretrained, **_cb_block(dict(_DEIT3_BASE, **kwargs)))
+    return _create_deit('deit3_base_cb_patch16_224', pretrained=pretrained,
+                        **_deit3_cb_kwargs(dict(_DEIT3_BASE, **kwargs)))
 
 
 @register_model

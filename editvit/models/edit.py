@@ -25,6 +25,7 @@ from .base import Layer, TokenClassifier
 from .convert import checkpoint_filter_fn
 from .layers.block_attention import block_with_attention
 from .layers.class_decoder import ClassDecoder, DecoderNorm
+from .sizes import check_vit_sizes
 
 
 class EditVisionTransformer(TokenClassifier):
@@ -86,6 +87,8 @@ class EditVisionTransformer(TokenClassifier):
             decoder_folded: bool = True,
             block_fn: Type[nn.Module] = Block,
     ) -> None:
+        check_vit_sizes(img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim, depth=depth,
+                        num_heads=num_heads, mlp_ratio=mlp_ratio, decoder_heads=decoder_heads)
         super().__init__(num_classes, global_pool, embed_dim, in_chans)
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
 

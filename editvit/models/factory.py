@@ -105,6 +105,8 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
             kwargs['pretrained_cfg_overlay'] = dict(file=local)
     try:
         model = timm.create_model(name, pretrained=pretrained, **kwargs)
+    except ConfigError:  # sizes a model constructor refused (`sizes.check_vit_sizes`): already names the kwarg
+        raise
     except (TypeError, ValueError, ZeroDivisionError, AssertionError, RuntimeError) as e:  # kwargs the layers reject
         raise ConfigError(f'cannot create {name} with {kwargs}: {e or type(e).__name__}') from e
     check_patch_grid(name, model)

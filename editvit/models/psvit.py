@@ -32,6 +32,7 @@ from .base import Layer, TokenClassifier
 from .layers.ps_config import check_psvit_config
 from .layers.shared_attention import AttentionSharingBlock
 from .layers.token_pooling import PoolingMode, TokenPooling, grid_side
+from .sizes import check_vit_sizes
 
 
 class PSViT(TokenClassifier):
@@ -81,6 +82,8 @@ class PSViT(TokenClassifier):
             attn_drop_rate: float = 0.,
             drop_path_rate: float = 0.,
     ) -> None:
+        check_vit_sizes(img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+                        num_heads=num_heads, mlp_ratio=mlp_ratio)  # the stages' depths: check_psvit_config
         super().__init__(num_classes, global_pool, embed_dim, in_chans)
         depth = sum(depths)
         share_attention = tuple(bool(s) for s in share_attention) if share_attention is not None else (False,) * depth

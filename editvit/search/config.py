@@ -1,8 +1,8 @@
-"""The supernet training run of a search, as the run loop sees it (`editvit.train.loop`): the run fields every
-command has, and what decides the supernet's weights. The evolution's own options are not here: they do not change
-the trained supernet, so a finished run can be searched again with others."""
+"""A search run, as the run loop sees it (`editvit.train.loop`): the run fields every command has, what decides the
+supernet's weights, and the evolution's options. The evolution's options do not change the trained supernet: a
+resume may change them (`RESUME_FREE_KEYS`), and the trained supernet is then searched again."""
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, ClassVar, Dict, FrozenSet, Optional
 
 from ..train.config import Amp, Device
 
@@ -36,6 +36,13 @@ class SupernetConfig:
     progress: bool = True
     threads: Optional[int] = None
     device: Device = 'cpu'  # members are scored on the CPU
+    # the evolution (`evolutionary_search`): members per generation, generations, members kept, scoring batches
+    population: int = 16
+    generations: int = 4
+    parents: int = 4
+    val_batches: Optional[int] = None
+
+    RESUME_FREE_KEYS: ClassVar[FrozenSet[str]] = frozenset({'population', 'generations', 'parents', 'val_batches'})
 
     def validate(self) -> 'SupernetConfig':
         return self

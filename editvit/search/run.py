@@ -12,17 +12,24 @@ behind `editvit search`).
 
     DIR/search.json   the space, the best member, every member scored, and the evolution's options
 
-A resume continues the training and then searches; a resume of a finished search returns its result, or searches the
-trained supernet again if the evolution's options (population, generations, parents, val_batches) changed or the run
-was extended (a larger epochs).
+A resume (`resume_search`, `editvit search --resume --output DIR`) reads the run's options from DIR/config.yaml, as
+`editvit train --resume` does, continues the training and then searches; a resume of a finished search returns its
+result, or searches the trained supernet again if the evolution's options (population, generations, parents,
+val_batches) changed or the run was extended (a larger epochs).
+
+SIGINT and SIGTERM stop the search phase before the next member is scored, with one line saying how to resume: the
+trained supernet is kept, and the resume searches it again from the start (the search is deterministic, so it finds
+the same member). search.json is written atomically, once the search is complete.
 """
 import dataclasses
 import json
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
+import yaml
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import SequentialSampler
 
@@ -30,15 +37,17 @@ from ..data import create_eval_transform, create_loader
 from ..errors import ConfigError
 from ..threads import one_minute_load, set_threads
 from ..train import distributed as D
-from ..train.config import check_range
+from ..train.checkpoint import config_for_resume, read_run_config
+from ..train.config import check_range, to_dict
 from ..train.loop import run_task
-from ..train.records import write_json
+from ..train.records import write_json, write_text
 from ..train.run_folder import RunFolder
+from ..train.stop import RunInterrupted, StopRequest
 from ..weights import read_state_dict
 from .config import SupernetConfig
 from .evolution import SearchResult, evolutionary_search
 from .space import Arch, PSViTSearchSpace
-from .supernet import SupernetTask, evaluate_member, space_fields, supernet_datasets
+from .supernet import SupernetTask, evaluate_member, space_fields, space_from_fields, supernet_datasets
 
 RESULT = 'search.json'
 
@@ -101,19 +110,46 @@ def run_search(
                    val_batches=val_batches, population=population, generations=generations, parents=parents,
                    num_workers=num_workers, max_steps=max_steps, synthetic_samples=synthetic_samples,
                    threads=threads, checkpoint_every=checkpoint_every, seed=seed)
-    if budget_macs is not None and space.macs(space.cheapest()) > budget_macs:
-        raise ConfigError(f'no member fits {budget_macs:,} MACs; the cheapest needs {space.macs(space.cheapest()):,}')
     cfg = SupernetConfig(
         space=space_fields(space), dataset=dataset, data_dir=data_dir, budget_macs=budget_macs,
         val_split_per_class=val_split_per_class, synthetic_samples=synthetic_samples, lr=lr, max_steps=max_steps,
         num_workers=num_workers, output=output, resume=resume, overwrite=overwrite, seed=seed, epochs=epochs,
-        batch_size=batch_size, checkpoint_every=checkpoint_every, progress=progress, threads=threads)
-    evolution = dict(population=population, generations=generations, parents=parents, val_batches=val_batches)
-    if output is None:
+        batch_size=batch_size, checkpoint_every=checkpoint_every, progress=progress, threads=threads,
+        population=population, generations=generations, parents=parents, val_batches=val_batches)
+    return _start(cfg, space)
+
+
+def resume_search(output: str, **overrides: Any) -> SearchResult:
+    """Continue the search run in `output` with the options it was started with (its config.yaml), as `editvit train
+    --resume` does, and return its result.
+
+    Args:
+        output: The run folder.
+        **overrides: `SupernetConfig` fields given again (`space`: some fields of the search space). Those that would
+            change the trained supernet must equal the saved ones (the run loop names any that differ); the
+            evolution's options may change, and where things are and how they are shown (data_dir, num_workers,
+            threads, progress, checkpoint_every).
+
+    Raises:
+        ConfigError: nothing to resume in output, an option outside its range, or one that changes the run.
+    """
+    _check_options(**{k: v for k, v in overrides.items() if k in _RANGES or k in ('lr', 'seed')})
+    if 'space' in overrides:  # a part of the space given again: the rest is the saved one
+        saved = read_run_config(output).get('space') or {}
+        overrides['space'] = space_fields(space_from_fields({**saved, **overrides['space']}))
+    cfg = config_for_resume(output, {**overrides, 'output': output}, SupernetConfig)
+    return _start(cfg, space_from_fields(cfg.space))
+
+
+def _start(cfg: SupernetConfig, space: PSViTSearchSpace) -> SearchResult:
+    if cfg.budget_macs is not None and space.macs(space.cheapest()) > cfg.budget_macs:
+        raise ConfigError(f'no member fits {cfg.budget_macs:,} MACs; the cheapest needs '
+                          f'{space.macs(space.cheapest()):,}')
+    if cfg.output is None:
         with tempfile.TemporaryDirectory(prefix='psvit_search_') as tmp:
-            return _train_and_search(dataclasses.replace(cfg, output=tmp), space, evolution)
-    _check_output(Path(output))
-    return _train_and_search(cfg, space, evolution)
+            return _train_and_search(dataclasses.replace(cfg, output=tmp), space)
+    _check_output(Path(cfg.output))
+    return _train_and_search(cfg, space)
 
 
 # the smallest valid value of each option of `run_search` (None: the option's default, always valid; lr: above 0)
@@ -138,10 +174,11 @@ def _check_output(path: Path) -> None:
                           f'to DIR/{RESULT}); give a folder such as {str(path.with_suffix(""))!r}')
 
 
-def _train_and_search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: Dict[str, Any]) -> SearchResult:
+def _train_and_search(cfg: SupernetConfig, space: PSViTSearchSpace) -> SearchResult:
     """Train the supernet in cfg.output (or find it trained), then search it unless its search.json already holds
     a search of this supernet (as many updates: an extended run is searched again) with these evolution options."""
     previous = torch.get_num_threads()
+    evolution = {k: getattr(cfg, k) for k in sorted(SupernetConfig.RESUME_FREE_KEYS)}
     try:
         metrics = D.run_distributed(lambda cfg, env: run_task(SupernetTask(cfg), env), cfg)
         used = set_threads(cfg.threads)
@@ -150,13 +187,18 @@ def _train_and_search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: D
         folder.lock()
         try:
             done = _read_result(out / RESULT)
-            if cfg.resume and done is not None and done[1] == {**evolution, 'supernet_updates': metrics['updates']}:
+            searched = {**evolution, 'supernet_updates': metrics['updates']}
+            if cfg.resume and done is not None and done[1] == searched:
                 print(f'the search in {str(out)!r} is finished ({RESULT} is written); nothing was changed', flush=True)
                 return done[0]
-            result = _search(cfg, space, evolution, out)
+            # the evolution's options of this search, for a resume that gives none
+            write_text(out / 'config.yaml', yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            with StopRequest() as stop:
+                print(f'searching the trained supernet ({metrics["updates"]} updates): population {cfg.population}, '
+                      f'{cfg.generations} generations, {cfg.parents} parents', flush=True)
+                result = _search(cfg, space, out, stop)
             write_json(out / RESULT, {**result_to_dict(result, space, cfg.budget_macs, metrics['train_loss']),
-                                      'search': {**evolution, 'supernet_updates': metrics['updates']},
-                                      'threads': used, 'load': one_minute_load()})
+                                      'search': searched, 'threads': used, 'load': one_minute_load()})
         finally:
             folder.unlock()
     finally:
@@ -164,8 +206,9 @@ def _train_and_search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: D
     return result
 
 
-def _search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: Dict[str, Any], out: Path) -> SearchResult:
-    """The evolutionary search over the members of the trained supernet in out/model.safetensors."""
+def _search(cfg: SupernetConfig, space: PSViTSearchSpace, out: Path, stop: StopRequest) -> SearchResult:
+    """The evolutionary search over the members of the trained supernet in out/model.safetensors; RunInterrupted
+    before the next member once a signal arrived (a second one stops at once)."""
     _, val_set = supernet_datasets(cfg, space)
     eval_tf = create_eval_transform((space.img_size, space.img_size), IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
     val_loader = create_loader(val_set, eval_tf, SequentialSampler(val_set), cfg.batch_size, cfg.num_workers,
@@ -173,11 +216,18 @@ def _search(cfg: SupernetConfig, space: PSViTSearchSpace, evolution: Dict[str, A
     supernet = space.build_supernet()
     weights = read_state_dict(out / 'model.safetensors')  # SampledSubnets' weights: the supernet's and its step
     supernet.load_state_dict({k[len('supernet.'):]: v for k, v in weights.items() if k.startswith('supernet.')})
-    val_batches = evolution['val_batches']
-    return evolutionary_search(
-        space, lambda arch: evaluate_member(supernet, arch, val_loader, val_batches), budget_macs=cfg.budget_macs,
-        population=evolution['population'], generations=evolution['generations'], parents=evolution['parents'],
-        seed=cfg.seed)
+    scored = []
+
+    def score(arch: Arch) -> float:
+        if stop.requested is not None:
+            raise RunInterrupted(
+                f'stopped by {stop.requested} while searching the trained supernet ({len(scored)} members scored); '
+                f'the supernet is kept and the search starts again on resume. Resume with: editvit search --resume '
+                f'--output {out}', getattr(signal, stop.requested))
+        scored.append(evaluate_member(supernet, arch, val_loader, cfg.val_batches))
+        return scored[-1]
+    return evolutionary_search(space, score, budget_macs=cfg.budget_macs, population=cfg.population,
+                               generations=cfg.generations, parents=cfg.parents, seed=cfg.seed)
 
 
 def _read_result(path: Path):

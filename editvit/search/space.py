@@ -59,6 +59,9 @@ class PSViTSearchSpace:
         for key in ('img_size', 'patch_size', 'embed_dim', 'num_heads', 'num_classes'):
             if getattr(self, key) < 1:
                 raise ValueError(f'{key} must be at least 1, got {getattr(self, key)}')
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f'num_heads {self.num_heads} does not divide embed_dim {self.embed_dim}: the heads split '
+                             f'the width evenly; choose a divisor of {self.embed_dim}')
         if self.patch_size > self.img_size:
             raise ValueError(f'patch_size {self.patch_size} is larger than img_size {self.img_size}')
         if any(n < 1 for choices in self.token_choices for n in choices):

@@ -94,7 +94,7 @@ class SupernetTask(Task):
 
     cfg: SupernetConfig
     find_unused_parameters = True  # a member leaves some weights out
-    command = 'editvit search <its options>'  # a search resumes with the options it was started with
+    command = 'editvit search'
 
     def __init__(self, cfg: SupernetConfig) -> None:
         super().__init__(cfg)

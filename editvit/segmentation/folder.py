@@ -41,6 +41,8 @@ def load_mask(path: str) -> np.ndarray:
             if img.mode not in ('L', 'P', 'I;16', 'I'):
                 raise DataError(f'mask {path!r} has mode {img.mode}: expected one label per pixel (mode L or P)')
             labels = np.array(img)  # (H, W)
+    except PermissionError as e:
+        raise DataError(f'cannot read mask {path!r}: permission denied; check its permissions') from e
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f'cannot decode mask {path!r}: {e}') from e
     if labels.dtype != np.uint8 and labels.size and (labels.min() < 0 or labels.max() > 255):
@@ -80,6 +82,19 @@ class MaskPairDataset(Dataset):
             raise DataError(f'mask {mask_path!r} is {mask.shape[1]}x{mask.shape[0]}, its image '
                             f'{image.width}x{image.height}')
         return image, mask
+
+    def check_labelled(self) -> None:
+        """DataError naming the folder when no mask labels a single pixel (all ignored): training on it would learn
+        nothing without a word. Reads masks only until the first labelled pixel, so a usable set costs one mask."""
+        for _, mask_path in self.pairs:
+            mask = load_mask(mask_path)
+            if self.label_map is not None:
+                mask = self.label_map(mask)
+            if (mask != IGNORE_INDEX).any():
+                return
+        folder = str(Path(self.pairs[0][1]).parent) if self.pairs else '?'
+        raise DataError(f'no mask in {folder!r} labels a pixel: every pixel of its {len(self.pairs)} masks is ignored '
+                        f'({IGNORE_INDEX}); label the pixels 0..{len(self.classes) - 1} as classes.txt orders them')
 
 
 def mask_folder(root: str, split: str) -> MaskPairDataset:

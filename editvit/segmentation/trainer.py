@@ -22,6 +22,7 @@ from ..train.records import write_text
 from .config import SegTrainConfig
 from .data import create_segmentation_dataset, create_segmentation_loader
 from .evaluation import eval_transform, evaluate_segmentation
+from .folder import MaskPairDataset
 from .loss import SegmentationCrossEntropy
 from .metrics import iou_table
 from .segmenter import create_segmenter
@@ -49,6 +50,8 @@ class SegmentationTask(Task):
                       synthetic_samples=cfg.synthetic_samples, objects_dataset=cfg.objects_dataset)
         self.train_set = create_segmentation_dataset(cfg.dataset, cfg.data_dir, 'train', **kwargs)
         self.val_set = create_segmentation_dataset(cfg.dataset, cfg.data_dir, 'val', **kwargs)
+        if isinstance(self.train_set, MaskPairDataset):
+            self.train_set.check_labelled()
         self.num_classes = len(self.train_set.classes)
         if cfg.num_classes is not None and cfg.num_classes != self.num_classes:
             raise ConfigError(f'num_classes is {cfg.num_classes} but dataset {cfg.dataset!r} has {self.num_classes} '

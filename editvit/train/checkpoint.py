@@ -144,7 +144,7 @@ def check_resume(cfg: Any, out: Path) -> Optional[Dict[str, Any]]:
     if not cfg.resume:
         return None
     state = load_checkpoint(out / LAST)
-    changes = resume_differences(state['config'], to_dict(cfg))
+    changes = resume_differences(state['config'], to_dict(cfg), getattr(cfg, 'RESUME_FREE_KEYS', ()))
     if changes:
         raise ConfigError(f'cannot resume the run in {str(out)!r} with a different set-up; it differs in:\n  '
                           + '\n  '.join(changes))

@@ -8,7 +8,7 @@ import math
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Mapping, Optional, Type, TypeVar, Union
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Type, TypeVar, Union
 
 import yaml
 
@@ -145,7 +145,8 @@ class EvalConfig:
     dataset: Optional[Dataset] = field_help('data set', default=None)
     data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
     split: Literal['train', 'val'] = field_help('split to evaluate', default='val')
-    val_split_per_class: int = field_help('evaluate on K held-out training images per class', at_least=0, default=0)
+    val_split_per_class: int = field_help('evaluate on K held-out training images per class (class folders only)',
+                                          at_least=0, default=0)
     skip_bad_images: bool = field_help('skip and count undecodable images', default=False)
     synthetic_samples: int = field_help('training images of the synthetic set', at_least=1, default=256)
     eval_crop_ratio: float = field_help('centre-crop ratio', above=0, at_most=1, default=1.0)
@@ -325,10 +326,11 @@ RESUME_FREE_KEYS = frozenset({'output', 'resume', 'overwrite', 'data_dir', 'num_
                               'device', 'checkpoint_every', 'threads'})
 
 
-def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
-    """'key: saved -> current' for every field that changes the run. epochs may grow (a run extended); it may not
-    shrink."""
-    keys = sorted((set(saved) | set(current)) - RESUME_FREE_KEYS)
+def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
+                       free: Iterable[str] = ()) -> List[str]:
+    """'key: saved -> current' for every field that changes the run (not RESUME_FREE_KEYS, nor the config's own
+    `free` ones). epochs may grow (a run extended); it may not shrink."""
+    keys = sorted((set(saved) | set(current)) - RESUME_FREE_KEYS - set(free))
     changed = [k for k in keys if saved.get(k) != current.get(k)]
     if 'epochs' in changed and isinstance(saved.get('epochs'), int) and current.get('epochs', 0) > saved['epochs']:
         changed.remove('epochs')

@@ -18,6 +18,7 @@ import errno
 import fcntl
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -30,6 +31,11 @@ FINISHED = 'metrics.json'
 RESULTS = ('config.yaml', CHECKPOINT, 'model.safetensors', 'model_ema.safetensors', FINISHED, 'summary.csv',
            'log.txt', 'training.png', 'updates.csv', 'per_class_iou.md', 'search.json')
 RESULT_FOLDERS = ('tensorboard',)
+
+
+def _reason(e: OSError) -> str:
+    """'permission denied', 'read-only file system', ...: the system's words for an OSError."""
+    return (e.strerror or str(e)).lower()
 
 
 class RunFinished(ConfigError):
@@ -72,9 +78,14 @@ class RunFolder:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ConfigError(f'cannot create the output folder {str(self.path)!r}: {e.strerror}') from e
-        if not os.access(self.path, os.W_OK | os.X_OK):
-            raise ConfigError(f'output folder {str(self.path)!r} is not writable; choose another --output')
+            raise ConfigError(f'cannot create the output folder {str(self.path)!r}: {_reason(e)}; choose another '
+                              f'--output') from e
+        try:  # a file made and removed: the test the writes will face (os.access misses read-only mounts, ACLs)
+            with tempfile.TemporaryFile(dir=self.path):
+                pass
+        except OSError as e:
+            raise ConfigError(f'cannot write in the output folder {str(self.path)!r}: {_reason(e)}; choose another '
+                              f'--output') from e
 
     def lock(self) -> None:
         """Take the folder's lock, or raise ConfigError naming the process that holds it."""
