@@ -275,8 +275,8 @@ def _mean_std(values: List[float]) -> str:
 
 
 def table(a: argparse.Namespace) -> None:
-    """Markdown tables of the committed rows: top-1 (mean +- sample std over seeds), then the sink measures per
-    layer (mean over seeds) before and after fine-tuning."""
+    """Markdown tables of the committed rows: top-1 (mean +- sample std over seeds); then per layer, mean over the
+    seeds, before -> after fine-tuning: the patch queries' attention (the sink), and the [CLS] query's (Fig. 5)."""
     groups: Dict[tuple, List[dict]] = {}
     for r in read_rows(RESULTS):
         groups.setdefault(row_key(r)[:1] + row_key(r)[2:], []).append(r)
@@ -284,32 +284,90 @@ def table(a: argparse.Namespace) -> None:
           '| mean load |')
     print('|---|---|---|---|---|---|---|---|---|---|')
     for (kind, n_train, n_test, size, epochs), rs in groups.items():
+        speed = np.mean([r['train_images_per_second'] for r in rs])
         print(f"| {kind} | {n_train} / {n_test} | {size} | {epochs} | {rs[0]['steps']} | {len(rs)} "
-              f"| {_mean_std([100 * r['top1'] for r in rs])} | {np.mean([r['train_images_per_second'] for r in rs]):.1f} "
+              f"| {_mean_std([100 * r['top1'] for r in rs])} | {speed:.1f} "
               f"| {np.mean([r['train_seconds'] + r['eval_seconds'] for r in rs]):.0f} "
               f"| {np.mean([r['mean_load_during_training'] for r in rs]):.1f} |")
-    for (kind, *_), rs in groups.items():
-        def layer_means(when: str, metric: str) -> np.ndarray:
-            return np.mean([r[when][metric] for r in rs], axis=0)
-        columns = (['cls_attention'] if kind == 'vit' else []) + ['max_token_ratio', 'max_token_attention',
-                                                                   'entropy', 'max_norm_ratio', 'cls_query_entropy',
-                                                                   'centre_share']
-        print(f"\n{kind}: {len(rs)} seeds, {rs[0]['sink_images']} test images, before / after fine-tuning\n")
-        print('| layer | ' + ' | '.join(columns) + ' | top token after (seed 0.. ) |')
-        print('|---|' + '---|' * (len(columns) + 1))
-        for layer in range(len(rs[0]['sink_before']['entropy'])):
-            cells = [f"{layer_means('sink_before', c)[layer]:.3g} / {layer_means('sink_after', c)[layer]:.3g}"
-                     for c in columns]
-            tops = ', '.join(r['sink_after']['max_token'][layer] for r in rs)
-            print(f'| {layer + 1} | ' + ' | '.join(cells) + f' | {tops} |')
+    by_model = {key[0]: rs for key, rs in groups.items()}  # the last subset of each model
+
+    def cell(kind: str, metric: str, layer: int) -> str:
+        if kind not in by_model or metric not in by_model[kind][0]['sink_before']:
+            return '-'
+        before, after = (np.mean([r[w][metric][layer] for r in by_model[kind]]) for w in ('sink_before', 'sink_after'))
+        return f'{before:.3g} -> {after:.3g}'
+
+    tables = {
+        'patch queries (the sink)': [('vit', 'cls_attention', 'ViT [CLS] share'),
+                                     ('vit', 'max_token_ratio', 'ViT max-token ratio'),
+                                     ('edit', 'max_token_ratio', 'EDIT max-token ratio'),
+                                     ('edit', 'max_token_attention', 'EDIT top-token share'),
+                                     ('vit', 'entropy', 'ViT entropy'), ('edit', 'entropy', 'EDIT entropy'),
+                                     ('edit', 'max_norm_ratio', 'EDIT max/median norm')],
+        'the [CLS] query (Fig. 5)': [('edit', 'cls_query_entropy', 'EDIT decoder entropy'),
+                                     ('edit', 'centre_share', 'EDIT decoder centre share'),
+                                     ('vit', 'cls_query_entropy', 'ViT [CLS]-row entropy'),
+                                     ('vit', 'centre_share', 'ViT [CLS]-row centre share')],
+    }
+    rs = next(iter(by_model.values()))
+    layers = len(rs[0]['sink_before']['entropy'])
+    for title, columns in tables.items():
+        print(f"\n{title}: mean over seeds, before -> after fine-tuning, {rs[0]['sink_images']} test images\n")
+        print('| layer | ' + ' | '.join(name for _, _, name in columns) + ' |')
+        print('|---|' + '---|' * len(columns))
+        for layer in range(layers):
+            print(f'| {layer + 1} | ' + ' | '.join(cell(k, m, layer) for k, m, _ in columns) + ' |')
+    if 'edit' in by_model:
+        print('\nEDIT encoder, most-attended patch after fine-tuning, per layer (one per seed): ' + '; '.join(
+            f"{layer + 1}: {', '.join(r['sink_after']['max_token'][layer] for r in by_model['edit'])}"
+            for layer in range(layers)))
+
+
+def sink_figure(out: Path) -> Path:
+    """Per layer, mean over the seeds of the committed rows, before (dashed) and after (solid) fine-tuning: the
+    top-token share and the max-token ratio of the patch queries' attention, and the [CLS] query's entropy."""
+    from matplotlib.figure import Figure
+    rows = read_rows(RESULTS)
+    panels = [('max_token_attention', 'share of the most-attended key\n([CLS] for the ViT, a patch for EDIT)', True),
+              ('max_token_ratio', 'max-token ratio', True),
+              ('cls_query_entropy', '[CLS] query entropy over the patches (nats)\nEDIT: decoder; ViT: [CLS] row',
+               False)]
+    fig = Figure(figsize=(13, 3.8), layout='constrained')
+    axes = fig.subplots(1, len(panels))
+    for ax, (metric, title, log) in zip(axes, panels):
+        for kind, colour in zip(MODELS, ('tab:red', 'tab:blue')):
+            rs = [r for r in rows if r['model'] == kind]
+            if not rs:
+                continue
+            for when, style in (('sink_before', '--'), ('sink_after', '-')):
+                v = np.array([r[when][metric] for r in rs])  # (seeds, L)
+                layers = np.arange(1, v.shape[1] + 1)
+                label = f"{kind} {'before' if when == 'sink_before' else 'after'} ({len(rs)} seeds)"
+                ax.plot(layers, v.mean(0), style, color=colour, marker='o', ms=3, label=label)
+        if metric == 'cls_query_entropy':
+            uniform = math.log((rows[0]['img_size'] // 14) ** 2)  # over the patches of the grid
+            ax.axhline(uniform, color='0.5', lw=1, ls=':', label='uniform')
+        if log:
+            ax.set_yscale('log')
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel('layer')
+    axes[-1].legend(fontsize=8)
+    fig.suptitle(f"DINOv2-S fine-tuned on CIFAR-10 ({rows[0]['train_images']} images, {rows[0]['epochs']} epochs, "
+                 f"{rows[0]['img_size']} px): attention of the patch queries and of [CLS], "
+                 f"{rows[0]['sink_images']} test images", fontsize=10)
+    path = out / 'dinov2_finetune_sink.png'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
 
 
 def figure(a: argparse.Namespace) -> None:
-    """Fig. 5 for --images of the sink images: EDIT's decoder maps before and after fine-tuning (seed --seed) and the
-    fine-tuned ViT's [CLS] row, one PNG per image."""
+    """The per-layer sink figure from the committed rows, and Fig. 5 for --images of the sink images: EDIT's decoder
+    maps before and after fine-tuning (seed --seed) and the fine-tuned ViT's [CLS] row, one PNG per image."""
     from editvit.analysis.map_figure import plot_sequential_maps
+    print(f'wrote {sink_figure(Path(a.out))}')
     work = Path(a.work)
-    runs = [('edit', 'after', 'EDIT fine-tuned'), ('edit', 'before', 'EDIT converted, decoder fresh'),
+    runs = [('edit', 'before', 'EDIT converted, decoder fresh'), ('edit', 'after', 'EDIT fine-tuned'),
             ('vit', 'after', 'DINOv2-S ViT fine-tuned')]
     analyses = []
     for kind, when, name in runs:
