@@ -380,7 +380,7 @@ def figure(a: argparse.Namespace) -> None:
                                       maps=saved['maps'], map_label=label, images=saved['images'],
                                       image_names=[]))
     for index in a.images:
-        title = f'CIFAR-10 test image {index}: {CLASSES[index % 10]}'  # the sink images cycle through the classes
+        title = f'test image {index}: {CLASSES[index % 10]}'  # the sink images cycle through the classes
         path = plot_sequential_maps(analyses, index, Path(a.out) / f'dinov2_finetune_maps_{index}.png', title)
         print(f'wrote {path}')
 
