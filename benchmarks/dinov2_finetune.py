@@ -318,6 +318,9 @@ def table(a: argparse.Namespace) -> None:
         for layer in range(layers):
             print(f'| {layer + 1} | ' + ' | '.join(cell(k, m, layer) for k, m, _ in columns) + ' |')
     if 'edit' in by_model:
+        print('\nEDIT decoder entropy after fine-tuning, per seed: ' + '; '.join(
+            f"seed {r['seed']}: layer 1 {h[0]:.2f}, lowest {min(h):.2f} at layer {int(np.argmin(h)) + 1}, "
+            f"layer {len(h)} {h[-1]:.2f}" for r in by_model['edit'] for h in [r['sink_after']['cls_query_entropy']]))
         print('\nEDIT encoder, most-attended patch after fine-tuning, per layer (one per seed): ' + '; '.join(
             f"{layer + 1}: {', '.join(r['sink_after']['max_token'][layer] for r in by_model['edit'])}"
             for layer in range(layers)))
