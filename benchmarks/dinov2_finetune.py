@@ -13,9 +13,10 @@ The two models (both built from the same DINOv2-S state dict, at --img-size, the
           (drawn with the seed), its query c_0 from DINOv2's [CLS], DINOv2's final norm, a new linear head
 Training, the same for both (the whole network is trained): a balanced CIFAR-10 training subset (every image
 upsampled bicubic from 32 px, horizontally flipped with probability 1/2), batch --batch, bf16 autocast, AdamW
-(betas 0.9/0.999, weight decay 0.05 on matrices only) with lr --lr for every weight taken from DINOv2 (patch and
-position embeddings, [CLS], blocks, final norm) and --head-lr for what is new (the head; EDIT's decoder too), linear
-warm-up over the first tenth of the steps then cosine decay to 0, gradient norm clipped at 1. The seed draws the new
+(betas 0.9/0.999; weight decay 0.05 on weight matrices, none on vectors, positions and [CLS]) with lr --lr for every
+weight taken from DINOv2 (patch and position embeddings, [CLS], blocks, final norm) and --head-lr for what is new
+(the head; EDIT's decoder too), linear warm-up over the first tenth of the steps then cosine decay to 0, gradient
+norm clipped at 1. The seed draws the new
 weights, the data order and the flips; the order and flips depend on (seed, epoch) only, so both models see the same
 batches. The test top-1 after the last epoch is reported (no selection on the test set).
 
