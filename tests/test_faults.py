@@ -76,14 +76,27 @@ def test_a_signal_while_the_search_ranks_members_leaves_a_run_that_resumes_to_th
     assert (run / 'model.safetensors').read_bytes() == (reference / 'model.safetensors').read_bytes()
 
 
-# permissions: as root every file is readable and writable, so the commands run as the unprivileged user 65534
+# permissions: as root every file is readable and writable; the child process gives up root's right to bypass
+# permission bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) and stays root otherwise, so the interpreter, the venv and
+# the checkout stay reachable wherever they are, and the bits of the files the test made decide
 
-NOBODY = 65534
 _AS_USER = '''
-import contextlib, io, json, os, sys
-import editvit.cli, editvit.train.loop, editvit.analysis.run  # imported as root: the interpreter may sit where the
-if os.geteuid() == 0:                                         # user cannot reach it (pyenv under /root)
-    os.setgroups([]); os.setgid({uid}); os.setuid({uid})
+import contextlib, ctypes, io, json, os, sys
+import editvit.cli
+if os.geteuid() == 0:
+    class Header(ctypes.Structure):
+        _fields_ = [('version', ctypes.c_uint32), ('pid', ctypes.c_int)]
+    class Data(ctypes.Structure):
+        _fields_ = [('effective', ctypes.c_uint32), ('permitted', ctypes.c_uint32), ('inheritable', ctypes.c_uint32)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+    if libc.capget(ctypes.byref(header), data) != 0:
+        sys.exit('capget failed: ' + os.strerror(ctypes.get_errno()))
+    for bit in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        data[0].effective &= ~(1 << bit)
+        data[0].permitted &= ~(1 << bit)
+    if libc.capset(ctypes.byref(header), data) != 0:
+        sys.exit('capset failed: ' + os.strerror(ctypes.get_errno()))
 results = []
 for argv in json.loads(sys.argv[1]):
     err = io.StringIO()
@@ -96,7 +109,7 @@ print(json.dumps(results))
 
 @pytest.fixture
 def open_dir():
-    """A folder the unprivileged user can reach (pytest's own tmp folders are private to root)."""
+    """A fresh folder for the permission cases, emptied afterwards even where a case left a folder of mode 000."""
     import shutil
     import tempfile
     folder = Path(tempfile.mkdtemp(prefix='editvit-permissions-'))
@@ -109,11 +122,11 @@ def open_dir():
 
 
 def _as_user(commands, folder: Path):
-    """Run editvit commands in one child process, as user 65534 if this process is root (else as this user, for
-    whom the permission bits hold already); [(exit code, stderr)] per command."""
+    """Run editvit commands in one child process, as root without the right to bypass permission bits if this
+    process is root (else as this user, for whom the bits hold already); [(exit code, stderr)] per command."""
     import json
     env = _env(HOME=str(folder), MPLCONFIGDIR=str(folder / 'mpl'), EDITVIT_CACHE=str(folder / 'cache'))
-    out = subprocess.run([sys.executable, '-c', _AS_USER.format(uid=NOBODY), json.dumps(commands)], env=env,
+    out = subprocess.run([sys.executable, '-c', _AS_USER, json.dumps(commands)], env=env,
                          cwd=folder, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.splitlines()[-1])
