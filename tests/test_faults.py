@@ -80,7 +80,7 @@ def test_a_signal_while_the_search_ranks_members_leaves_a_run_that_resumes_to_th
 # permission bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) and stays root otherwise, so the interpreter, the venv and
 # the checkout stay reachable wherever they are, and the bits of the files the test made decide
 
-_AS_USER = '''
+_WITHOUT_BYPASS = '''
 import contextlib, ctypes, io, json, os, sys
 import editvit.cli
 if os.geteuid() == 0:
@@ -121,12 +121,12 @@ def open_dir():
     shutil.rmtree(folder)
 
 
-def _as_user(commands, folder: Path):
+def _run_without_bypass(commands, folder: Path):
     """Run editvit commands in one child process, as root without the right to bypass permission bits if this
     process is root (else as this user, for whom the bits hold already); [(exit code, stderr)] per command."""
     import json
     env = _env(HOME=str(folder), MPLCONFIGDIR=str(folder / 'mpl'), EDITVIT_CACHE=str(folder / 'cache'))
-    out = subprocess.run([sys.executable, '-c', _AS_USER, json.dumps(commands)], env=env,
+    out = subprocess.run([sys.executable, '-c', _WITHOUT_BYPASS, json.dumps(commands)], env=env,
                          cwd=folder, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.splitlines()[-1])
@@ -169,7 +169,7 @@ def test_what_the_user_may_not_read_or_write_is_one_line_saying_permission_denie
         (train('no_class', 'read_only/run'), f"cannot create the output folder '{open_dir}/read_only/run': permission "
                                              f"denied"),
     ]
-    for (argv, words), (code, err) in zip(cases, _as_user([argv for argv, _ in cases], open_dir)):
+    for (argv, words), (code, err) in zip(cases, _run_without_bypass([argv for argv, _ in cases], open_dir)):
         assert code == 2 and err.count('\n') == 1 and words in err, (argv, err)
         assert 'Traceback' not in err and 'no such file' not in err.lower()
     assert not list((open_dir / 'writable').rglob('checkpoint-last.pth'))  # every case refused before training
