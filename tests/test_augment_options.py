@@ -24,7 +24,7 @@ def test_options_come_from_the_training_config_keys():
     assert AugmentOptions.from_config(TrainConfig(), 'bicubic') == AugmentOptions()  # the same defaults (Table 2)
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.crop = 'rrc'
-    with pytest.raises(ValueError, match=r"crop must be one of \('rrc', 'src'\), got 'center'"):
+    with pytest.raises(ValueError, match=r"crop must be one of \('rrc', 'src', 'none'\), got 'center'"):
         AugmentOptions(crop='center')
 
 
@@ -48,3 +48,19 @@ def test_both_paths_give_the_recorded_pixels_for_a_seed(options, pil, tensor):
     y = BatchAugment((16, 16), MEAN, STD, options)(batch)  # (2, 3, 16, 16)
     assert y.sum().item() == pytest.approx(tensor[0], abs=1e-2)
     assert y[:, :, 5, 5].flatten().tolist() == pytest.approx(tensor[1], abs=1e-4)
+
+
+@pytest.mark.parametrize('hflip', [0.0, 1.0])
+def test_crop_none_is_the_evaluated_image_on_both_paths(hflip):
+    options = AugmentOptions(crop='none', hflip=hflip, three_augment=False, color_jitter=0.0)
+    square = PIXELS[2:18, 2:18]  # (16, 16, 3): the model's size, so nothing is resized
+    expected = (torch.from_numpy(square).permute(2, 0, 1).float() / 255
+                - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)  # (3, 16, 16)
+    expected = expected.flip(-1) if hflip else expected
+    for seed in range(3):  # no random crop: every seed gives the same image
+        torch.manual_seed(seed), random.seed(seed)
+        x = create_train_transform((16, 16), MEAN, STD, options)(Image.fromarray(square))  # (3, 16, 16)
+        torch.testing.assert_close(x, expected, atol=1e-5, rtol=0)
+        batch = torch.from_numpy(square).permute(2, 0, 1).expand(2, -1, -1, -1)  # (2, 3, 16, 16) uint8
+        torch.testing.assert_close(BatchAugment((16, 16), MEAN, STD, options)(batch), expected.expand(2, -1, -1, -1),
+                                   atol=1e-5, rtol=0)

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 import editvit
 from editvit import create_model
@@ -112,6 +113,7 @@ def test_cpu_configs_build_their_model(name):
     assert c.amp == 'none' and c.device is None  # fp32: see the comment in the file
     model = create_model(c.model, 10, c.model_kwargs, drop_path=c.drop_path)
     assert model.patch_embed.img_size == ((32, 32) if 'cifar' in name else (28, 28))
+    assert isinstance(model.patch_embed.proj, torch.nn.Sequential)  # the convolutional stem (stem: conv)
 
 
 def test_resume_differences_name_what_changes_the_run():

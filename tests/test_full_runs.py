@@ -75,3 +75,11 @@ def test_finished_rows_are_skipped_and_the_recipe_is_in_the_key(tmp_path, capsys
     assert again[0]['top1'] == rows[0]['top1'] and again[0]['sittings'] == 1
     table = script.table(script.parse_args(ARGS + common + ['--seeds', '0', '1']))
     assert '| synthetic | ' + rows[0]['budget'] + ' | edit | 1 |' in table and 'seed 1 | pending |' in table
+
+
+@pytest.mark.parametrize('variant', ['edit', 'deit3', 'cait'])
+def test_every_variant_of_a_full_run_gets_the_recipes_stem(variant, tmp_path):
+    from editvit.experiments.full import full_config
+    cfg = full_config(FullRun(variant, 'fashion-mnist', 0), tmp_path)
+    assert cfg.model_kwargs['stem'] == 'conv' and cfg.model_kwargs['img_size'] == 28
+    assert cfg.crop == 'none' and cfg.batch_size == 64

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any, Optional
 
-CROPS = ('rrc', 'src')
+CROPS = ('rrc', 'src', 'none')
 SRC_PADDING = 4  # DeiT3's simple random crop pads by 4 pixels (reflect) before its random crop
 
 
@@ -13,7 +13,8 @@ class AugmentOptions:
 
     Args:
         crop: 'rrc' random resized crop, or 'src' DeiT3's simple random crop (resize, then a random crop with 4
-            pixels of reflect padding), which DeiT3 uses where Table 2 has no RRC.
+            pixels of reflect padding), which DeiT3 uses where Table 2 has no RRC, or 'none' (resize, then the
+            centre crop: the image as evaluation sees it, for short schedules on small centred images).
         hflip: Horizontal flip probability.
         three_augment: DeiT3's 3-Augment (one of grey scale, solarisation, Gaussian blur per image).
         color_jitter: Colour jitter strength (None or 0: none).

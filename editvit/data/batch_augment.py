@@ -1,8 +1,8 @@
 """The recipe's train augmentation (`create_train_transform`) on a whole uint8 batch at once, each image with its own
 random parameters, on whatever device the batch is on. Built from kornia's batched augmentations.
 
-Matches the PIL path step by step: crop ('src': reflect-pad 4 and a random crop; 'rrc': random resized crop, scale
-(0.08, 1), ratio (3/4, 4/3)), horizontal flip, DeiT3's 3-Augment (per image one of: grey scale, solarisation at 128,
+Matches the PIL path step by step: crop ('src': reflect-pad 4 and a random crop; 'none': the centre; 'rrc': random
+resized crop, scale (0.08, 1), ratio (3/4, 4/3)), horizontal flip, DeiT3's 3-Augment (per image one of: grey scale, solarisation at 128,
 Gaussian blur with sigma uniform in (0.1, 2), as timm's '3a'), colour jitter (brightness, contrast, saturation), then
 normalisation. The pixel values differ slightly from the PIL path: float arithmetic instead of uint8 rounding after
 each step, kornia's interpolation and blur kernels instead of PIL's, and the order of the three jitter operations is
@@ -43,8 +43,10 @@ class BatchAugment(nn.Module):
         resample = interpolation.upper() if interpolation in ('bicubic', 'bilinear', 'nearest') else 'BICUBIC'
         if options.crop == 'rrc':
             self.crop = K.RandomResizedCrop(self.img_size, resample=resample)  # 'slice': never samples outside
-        else:
+        elif options.crop == 'src':
             self.crop = K.RandomCrop(self.img_size, padding=SRC_PADDING, padding_mode='reflect')
+        else:  # 'none': the images were resized already (create_train_batches); a non-square size is centre-cropped
+            self.crop = K.CenterCrop(self.img_size)
         self.flip = K.RandomHorizontalFlip(p=hflip) if hflip > 0 else None
         # 3-Augment: each op at p=1 on the images that drew it
         self.three = nn.ModuleList([

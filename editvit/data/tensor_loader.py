@@ -117,7 +117,7 @@ def create_train_batches(
             raise ConfigError(f"data_path 'tensor' needs images of one size ({type(dataset).__name__} has images "
                               f"of different sizes, or is not a data set the tensor path reads); use 'auto' or 'pil'")
         return None
-    if options.crop == 'src' and tuple(decoded.images.shape[-2:]) != tuple(img_size):
+    if options.crop in ('src', 'none') and tuple(decoded.images.shape[-2:]) != tuple(img_size):
         # the PIL path resizes the short side to min(img_size) before its random crop: the same, once, here
         decoded.images = TF.resize(decoded.images, [min(img_size)],
                                    interpolation=TF.InterpolationMode(options.interpolation),

@@ -25,9 +25,11 @@ def create_train_transform(
         img_size, is_training=True, hflip=options.hflip, auto_augment='3a' if options.three_augment else None,
         color_jitter=options.color_jitter or None, interpolation=options.interpolation, mean=mean, std=std,
         separate=True)
-    if options.crop == 'src':  # DeiT3's simple random crop in place of timm's random resized crop
+    if options.crop in ('src', 'none'):  # DeiT3's simple random crop, or none, in place of timm's RRC
         resize = transforms.Resize(min(img_size), interpolation=transforms.InterpolationMode(options.interpolation))
-        steps = [resize, transforms.RandomCrop(img_size, padding=SRC_PADDING, padding_mode='reflect')]
+        crop = transforms.RandomCrop(img_size, padding=SRC_PADDING, padding_mode='reflect') if options.crop == 'src' \
+            else transforms.CenterCrop(img_size)
+        steps = [resize, crop]
         if options.hflip > 0:
             steps.append(transforms.RandomHorizontalFlip(options.hflip))
         primary = transforms.Compose(steps)

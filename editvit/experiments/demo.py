@@ -33,19 +33,18 @@ from .subset import make_subset
 from .whole import whole_dataset
 
 PathLike = Union[str, Path]
-# the CIFAR-10 recipe (configs/cifar10_cpu.yaml: AdamW, cosine, crop + flip) on a 64-wide, 4-deep model, 3 epochs
-# of all 50,000 training images at batch 64 (2,343 updates per model). Measured (seed 0, side by side, one thread each,
-# 2-core AMD EPYC at a 1-minute load of 3-6): top-1 on the 10,000 test images EDIT 55.03%, DeiT3 51.45%, 24 min at
-# that load; ~9-10 min estimated on an idle 2-core machine with the install (BENCHMARKS.md, "The demo")
-DEMO_BUDGET = Budget(embed_dim=64, depth=4, num_heads=2, patch_size=4, epochs=3, warmup_epochs=0.3, batch_size=64,
-                     lr=2e-3, analysis_images=40)
+# the CIFAR-10 recipe (configs/cifar10_cpu.yaml: AdamW, cosine, crop + flip, the convolutional stem) on a 64-wide,
+# 4-deep model, 3 epochs of all 50,000 training images at batch 64 (2,343 updates per model); the measured top-1 and
+# time are in BENCHMARKS.md, "The demo"
+DEMO_BUDGET = Budget(embed_dim=64, depth=4, num_heads=2, patch_size=4, stem='conv', epochs=3, warmup_epochs=0.3,
+                     batch_size=64, lr=2e-3, analysis_images=40)
 DEMO_TRAIN_PER_CLASS = None  # None: the whole training set (and the whole test set)
 DEMO_TEST_PER_CLASS = 100
 DEMO_MODELS = ('edit', 'deit3')
 # how far the demo is from the full-scale runs (update with their measured rows)
 FULL_SCALE = ('The full-scale comparison (benchmarks/full.py: 128 wide, 6 deep, 12 epochs of the same recipe, ~2 h per '
-              'run on one CPU thread, 3 seeds; benchmarks/SUITE.md) is expected to reach ~72-78% top-1 on CIFAR-10, '
-              'a prediction: no full-scale CIFAR-10 run has finished yet.')
+              'run on one CPU thread, 3 seeds; benchmarks/SUITE.md) aims at 80% top-1 on CIFAR-10; no full-scale '
+              'CIFAR-10 run with this recipe has finished yet.')
 
 
 @dataclass

@@ -75,7 +75,7 @@ def full_config(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = N
     values = run.recipe_values()
     size = values['model_kwargs']
     budget = Budget(embed_dim=size['embed_dim'], depth=size['depth'], num_heads=size['num_heads'],
-                    patch_size=size['patch_size'])
+                    patch_size=size['patch_size'], stem=size.get('stem', 'patch'))
     name, kwargs = variant_model(run.variant, budget, size['img_size'])
     values.update(model=name, model_kwargs=kwargs, dataset=run.dataset, data_dir=str(data_dir) if data_dir else None,
                   seed=run.seed, output=str(output), resume=resume, progress=False,

@@ -38,6 +38,8 @@ def variant_model(variant: str, budget: Budget, img_size: int) -> Tuple[str, Dic
         raise ValueError(f'unknown variant {variant!r}; choose from {", ".join(VARIANTS)}')
     size = dict(img_size=img_size, patch_size=budget.patch_size, embed_dim=budget.embed_dim,
                 num_heads=budget.num_heads)
+    if budget.stem != 'patch':
+        size['stem'] = budget.stem
     depth = dict(depth=budget.depth)
     if variant == 'edit':
         return 'edit_tiny_patch16_224', {**size, **depth}

@@ -13,6 +13,7 @@ import torch.nn as nn
 from ..errors import ConfigError
 from ..weights import load_model_weights
 from .hub import has_pretrained_tag, pretrained_source
+from .layers.conv_stem import apply_stem
 
 
 def check_model_name(name: str) -> None:
@@ -65,7 +66,10 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
     Args:
         name: A timm model name (editvit's are registered on `import editvit`).
         num_classes: Classifier outputs; None keeps the model's default.
-        model_kwargs: Constructor kwargs; an unknown one is a ConfigError listing the valid ones.
+        model_kwargs: Constructor kwargs; an unknown one is a ConfigError listing the valid ones. One more key is
+            editvit's own, for every ViT with timm's PatchEmbed: `stem` ('patch', the default, or 'conv': the
+            convolutional stem of `layers.conv_stem` in place of the patchify projection). It sits among the
+            kwargs so that a run's config.yaml rebuilds the same model wherever it is read.
         checkpoint: Local .safetensors or .pth weights, loaded strictly (`load_model_weights`).
         drop_path: Stochastic depth rate (timm's drop_path_rate).
         pretrained: timm's pretrained weights for the name (its tag, or timm's default tag), from the local cache
@@ -84,6 +88,10 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
                           f'--checkpoint FILE for local weights, or drop the tag ({name.split(".")[0]}) for '
                           f'random weights')
     kwargs: Dict[str, Any] = dict(model_kwargs or {})
+    stem = kwargs.pop('stem', 'patch')
+    if stem != 'patch' and pretrained:
+        raise ConfigError(f'stem {stem!r} replaces the patch embedding the pretrained weights hold; drop the stem '
+                          f'or --pretrained')
     valid = model_parameters(name)
     if valid is not None:
         for key, value in kwargs.items():
@@ -109,6 +117,7 @@ def create_model(name: str, num_classes: Optional[int] = None, model_kwargs: Opt
         raise
     except (TypeError, ValueError, ZeroDivisionError, AssertionError, RuntimeError) as e:  # kwargs the layers reject
         raise ConfigError(f'cannot create {name} with {kwargs}: {e or type(e).__name__}') from e
+    apply_stem(model, stem)
     check_patch_grid(name, model)
     if checkpoint is not None:
         load_model_weights(model, checkpoint)

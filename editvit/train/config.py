@@ -71,7 +71,8 @@ class TrainConfig:
     synthetic_samples: int = field_help('training images of the synthetic set', at_least=1, default=256)
     num_workers: int = field_help('data loader worker processes per rank', at_least=0, default=2)
     # augmentation (Table 2)
-    crop: Literal['rrc', 'src'] = field_help("'rrc' random resized crop or 'src' DeiT3's simple random crop",
+    crop: Literal['rrc', 'src', 'none'] = field_help("'rrc' random resized crop, 'src' DeiT3's simple random crop "
+                                                     "or 'none' (the centre, as evaluated)",
                                         default='rrc')
     hflip: float = field_help('horizontal flip probability', at_least=0, at_most=1, default=0.5)
     data_path: Literal['auto', 'tensor', 'pil'] = field_help(
