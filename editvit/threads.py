@@ -20,9 +20,8 @@ def idle_cores() -> int:
     return max(1, min(cores, round(cores - load)))
 
 
-def choose_threads(threads: Optional[int] = None, processes_per_machine: int = 1) -> int:
-    """The thread count to use: `threads` if given, else OMP_NUM_THREADS if set, else this process's share of the
-    idle cores (processes that run side by side on one machine, such as DDP ranks, split them)."""
+def pinned_threads(threads: Optional[int] = None) -> Optional[int]:
+    """The thread count the user asked for: `threads` if given, else OMP_NUM_THREADS if set; None if neither."""
     if threads is not None:
         if threads < 1:
             raise ConfigError(f'threads must be at least 1, got {threads}')
@@ -30,6 +29,15 @@ def choose_threads(threads: Optional[int] = None, processes_per_machine: int = 1
     pinned = os.environ.get('OMP_NUM_THREADS', '').strip()
     if pinned.isdigit() and int(pinned) >= 1:
         return int(pinned)
+    return None
+
+
+def choose_threads(threads: Optional[int] = None, processes_per_machine: int = 1) -> int:
+    """The thread count to use: `threads` if given, else OMP_NUM_THREADS if set, else this process's share of the
+    idle cores (processes that run side by side on one machine, such as DDP ranks, split them)."""
+    pinned = pinned_threads(threads)
+    if pinned is not None:
+        return pinned
     return max(1, idle_cores() // max(1, processes_per_machine))
 
 

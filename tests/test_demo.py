@@ -109,3 +109,25 @@ def test_demo_trains_and_tests_on_the_whole_data_set_without_copying(tmp_path):
     assert not (tmp_path / 'demo' / 'data').exists()  # nothing written as image files
     assert '256 training images, 64 test images' in report.summary and 'full-scale' in report.summary
     assert len(list((tmp_path / 'demo' / 'analysis' / 'maps').glob('*.png'))) == 1
+
+
+@pytest.mark.parametrize('cpus, load, omp, threads, expected', [
+    (2, 0.0, None, None, (2, 1)),   # an idle 2-core machine: side by side, a thread each
+    (2, 1.0, None, None, (2, 1)),   # the load of the install just before: still side by side
+    (8, 0.0, None, None, (2, 4)),
+    (1, 0.0, None, None, (1, 1)),
+    (2, 0.0, '1', None, (1, 1)),    # pinned to one thread in all: one model after the other
+    (2, 0.0, None, 1, (1, 1)),
+    (8, 0.0, None, 6, (2, 3)),
+])
+def test_the_two_models_train_side_by_side_unless_pinned_to_one_thread(monkeypatch, cpus, load, omp, threads,
+                                                                       expected):
+    from editvit import threads as threads_module
+    from editvit.experiments.demo import demo_processes
+    monkeypatch.setattr(threads_module.os, 'cpu_count', lambda: cpus)
+    monkeypatch.setattr(threads_module.os, 'getloadavg', lambda: (load, 0.0, 0.0))
+    if omp is None:
+        monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    else:
+        monkeypatch.setenv('OMP_NUM_THREADS', omp)
+    assert demo_processes(threads) == expected

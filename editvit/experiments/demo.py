@@ -10,18 +10,19 @@ their sequential maps drawn on test images, in one report folder.
     OUT/runs/<model>/          the engine's run folders (weights, summary.csv, log.txt)
 """
 import multiprocessing
+import os
 import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
 from ..analysis import plot_blocks, plot_sequential_maps, plot_sink, write_metrics
-from ..threads import set_threads
+from ..threads import choose_threads, pinned_threads, set_threads
 from .aggregate import aggregate, format_table
 from .budget import Budget
 from .locate_cifar10 import locate_data
@@ -106,6 +107,17 @@ A demo, not a result: one seed and a few minutes of training. {FULL_SCALE}
 """
 
 
+def demo_processes(threads: Optional[int] = None) -> Tuple[int, int]:
+    """(processes, threads each) for the demo's two models: side by side, half the threads each, when there are two
+    threads or more (`threads`, OMP_NUM_THREADS or the idle cores); not pinned, also side by side with one thread
+    each on a machine of two or more cores with fewer idle (see `run_demo`)."""
+    total = choose_threads(threads)
+    n = len(DEMO_MODELS)
+    if total >= n or (pinned_threads(threads) is None and (os.cpu_count() or 1) >= n):
+        return n, max(1, total // n)
+    return 1, total
+
+
 def _train(variant: str, subset, seed: int, budget: Budget, output: Path, threads: int) -> RunResult:
     """run_experiment in a process of its own (the demo's models side by side)."""
     torch.set_num_threads(threads)
@@ -131,7 +143,9 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
         maps: Test images to draw the sequential maps of.
         threads: torch CPU threads in all (None: OMP_NUM_THREADS if set, else the idle cores; see
             `editvit.threads`); with two or more, the two models train side by side in two processes, half the
-            threads each.
+            threads each. Not given, they also train side by side with one thread each on a machine of two or more
+            cores that has fewer idle: single-thread processes lose nothing to OpenMP's spin-waiting, and the
+            1-minute load lags (just after `make demo`'s install it still counts the install).
     """
     start = time.perf_counter()
     out = Path(output)
@@ -150,16 +164,16 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
         subset = make_subset(dataset, root, out / 'data' / f'{dataset}-{train_per_class}-{test_per_class}',
                              train_per_class, test_per_class)
     previous_threads = torch.get_num_threads()
-    cores = set_threads(threads)
+    processes, each = demo_processes(threads)
+    cores = set_threads(threads)  # this process's: the sequential training, the analysis
     try:
         log(f'machine: {describe_machine()}')
-        if cores >= len(DEMO_MODELS):  # side by side, a process and cores // 2 threads each: small models scale
-            # badly over threads, so this is faster than one model after the other on all cores
-            log(f'training {" and ".join(DEMO_MODELS)} ({budget.tag()}) side by side, {cores // len(DEMO_MODELS)} '
-                f'thread(s) each ...')
+        if processes > 1:  # side by side, a process each: small models scale badly over threads, so this is
+            # faster than one model after the other on all cores
+            log(f'training {" and ".join(DEMO_MODELS)} ({budget.tag()}) side by side, {each} thread(s) each ...')
             with ProcessPoolExecutor(len(DEMO_MODELS), mp_context=multiprocessing.get_context('spawn')) as pool:
                 futures = [pool.submit(_train, variant, subset, seed, budget, out / 'runs' / variant,
-                                       cores // len(DEMO_MODELS)) for variant in DEMO_MODELS]
+                                       each) for variant in DEMO_MODELS]
                 results = [f.result() for f in futures]
         else:
             results = []
