@@ -2,11 +2,12 @@
 random parameters, on whatever device the batch is on. Built from kornia's batched augmentations.
 
 Matches the PIL path step by step: crop ('src': reflect-pad 4 and a random crop; 'none': the centre; 'rrc': random
-resized crop, scale (0.08, 1), ratio (3/4, 4/3)), horizontal flip, DeiT3's 3-Augment (per image one of: grey scale, solarisation at 128,
-Gaussian blur with sigma uniform in (0.1, 2), as timm's '3a'), colour jitter (brightness, contrast, saturation), then
-normalisation. The pixel values differ slightly from the PIL path: float arithmetic instead of uint8 rounding after
-each step, kornia's interpolation and blur kernels instead of PIL's, and the order of the three jitter operations is
-drawn once per batch (torchvision draws it per image); every other parameter is drawn per image as there.
+resized crop, scale (0.08, 1), ratio (3/4, 4/3)), horizontal flip, DeiT3's 3-Augment (per image one of: grey scale,
+solarisation at 128, Gaussian blur with sigma uniform in (0.1, 2), as timm's '3a'), colour jitter (brightness,
+contrast, saturation), then normalisation. The pixel values differ slightly from the PIL path: float arithmetic instead
+of uint8 rounding after each step, kornia's interpolation and blur kernels instead of PIL's, and the order of the three
+jitter operations is drawn once per batch (torchvision draws it per image); every other parameter is drawn per image
+as there.
 """
 from typing import Sequence, Tuple
 

@@ -34,6 +34,7 @@ from .subset import make_subset
 from .whole import whole_dataset
 
 PathLike = Union[str, Path]
+_STEMS = {'patch': '', 'conv': ' from the convolutional stem'}
 # the CIFAR-10 recipe (configs/cifar10_cpu.yaml: AdamW, cosine, crop + flip, the convolutional stem) on a 64-wide,
 # 4-deep model, 3 epochs of all 50,000 training images at batch 64 (2,343 updates per model); the measured top-1 and
 # time are in BENCHMARKS.md, "The demo"
@@ -90,8 +91,9 @@ def _readme(results: List[RunResult], summary: str, budget: Budget, seconds: flo
 
 {format_table(aggregate(r.row for r in results))}
 Budget `{budget.tag()}`: width {budget.embed_dim}, depth {budget.depth}, {budget.num_heads} heads, patch
-{budget.patch_size} ({(row['model_kwargs']['img_size'] // budget.patch_size) ** 2} patch tokens), {budget.epochs}
-epochs over {row['train_images']} training images, tested on {row['test_images']} test images, fp32. Sink metrics on
+{budget.patch_size} ({(row['model_kwargs']['img_size'] // budget.patch_size) ** 2} patch tokens{_STEMS[budget.stem]}),
+{budget.epochs} epochs over {row['train_images']} training images, tested on {row['test_images']} test images, fp32.
+Sink metrics on
 {results[0].analysis.metrics['num_images'] if results[0].analysis else 0} test images (definitions:
 editvit/analysis/sink_measures.py). Machine: {machine['cpu']} ({', '.join(machine['cpu_flags']) or 'no AVX2'}),
 {machine['cores']} cores, load {machine['load_1min']}; GPU: {machine['gpu'] or 'none'}. Took {seconds / 60:.1f} min.

@@ -26,8 +26,8 @@ def conv_stem(in_chans: int, embed_dim: int, patch_size: int) -> nn.Sequential:
     """
     stages = patch_size.bit_length() - 1
     if patch_size < 2 or patch_size != 1 << stages:
-        raise ConfigError(f"stem 'conv' needs a patch size that is a power of two (2, 4, 8, 16, ...), got {patch_size}; "
-                          f"use stem 'patch' for this patch size")
+        raise ConfigError(f"stem 'conv' needs a patch size that is a power of two (2, 4, 8, 16, ...), got "
+                          f"{patch_size}; use stem 'patch' for this patch size")
     if embed_dim % (1 << stages):
         raise ConfigError(f"stem 'conv' needs embed_dim divisible by {1 << stages} for patch {patch_size}, got "
                           f"{embed_dim}")
