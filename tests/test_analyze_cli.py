@@ -101,3 +101,17 @@ def test_random_dinov2_has_no_sink(tmp_path):
     assert all(layer['high_norm_fraction'] == 0.0 for layer in analysis.metrics['layers'])
     s = analysis.metrics['summary']
     assert s['cls_sink_rate'] == s['token_sink_rate'] == 0.0 and s['layers_with_massive_activations'] == 0
+
+
+def test_a_run_trained_without_layerscale_is_analysed_as_it_was_trained(tmp_path):
+    from editvit.analysis.model_spec import ModelSpec, build_model
+    from editvit.train import TrainConfig, train
+    train(TrainConfig(model='edit_tiny_patch16_224', layer_scale_init=0, dataset='synthetic', num_classes=4,
+                      model_kwargs=dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2),
+                      synthetic_samples=32, output=str(tmp_path / 'run'), epochs=1, batch_size=16, warmup_epochs=0,
+                      crop='src', three_augment=False, color_jitter=0.0, mixup=0.0, cutmix=0.0, num_workers=0,
+                      progress=False))
+    spec = ModelSpec.from_run(tmp_path / 'run')
+    assert spec.model_kwargs['init_values'] == 0
+    model, _ = build_model(spec)  # loads strictly: no LayerScale gammas expected, none missing
+    assert not any('ls1.gamma' in k for k in model.state_dict())

@@ -55,6 +55,8 @@ class ModelSpec:
             raise ConfigError(f'{str(run)!r} holds a segmentation run; analyze takes classification runs, or its '
                               f'backbone with --model {config["model"]} and --checkpoint')
         kwargs = dict(config.get('model_kwargs') or {})
+        if config.get('layer_scale_init') is not None:  # the trainer passed it as init_values; 0 means no LayerScale
+            kwargs.setdefault('init_values', config['layer_scale_init'])
         head = read_state_dict(weights).get('head.weight')
         if head is not None:
             kwargs['num_classes'] = head.shape[0]

@@ -126,7 +126,7 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
     images = first_test_images(run.dataset, data_dir, per_class, cfg.seed, cfg.synthetic_samples)
     n_test = len(create_dataset(run.dataset, str(data_dir) if data_dir else None, 'val', seed=cfg.seed,
                                 synthetic_samples=cfg.synthetic_samples))
-    model = create_model(cfg.model, metrics['num_classes'], cfg.model_kwargs,
+    model = create_model(cfg.model, metrics['num_classes'], cfg.model_kwargs, layer_scale_init=cfg.layer_scale_init,
                          checkpoint=out / 'model.safetensors').eval()
     try:
         analysis = analyze_model(model, images, name=run.variant)

@@ -105,9 +105,12 @@ def run_experiment(variant: str, subset: Data, seed: int, budget: Budget, output
     start = time.perf_counter()
     metrics = train(cfg)
     train_seconds = time.perf_counter() - start
-    analysis, sink = measure_sink(variant, cfg.model, cfg.model_kwargs, out / 'model.safetensors', subset,
+    trained_kwargs = dict(cfg.model_kwargs)  # as the trainer built it: layer_scale_init 0 is a model without LayerScale
+    if cfg.layer_scale_init is not None:
+        trained_kwargs.setdefault('init_values', cfg.layer_scale_init)
+    analysis, sink = measure_sink(variant, cfg.model, trained_kwargs, out / 'model.safetensors', subset,
                                   budget.analysis_images)
-    model = create_model(cfg.model, len(subset.classes), cfg.model_kwargs).eval()
+    model = create_model(cfg.model, len(subset.classes), trained_kwargs).eval()
     row = dict(
         model=variant, timm_model=cfg.model, model_kwargs=cfg.model_kwargs, dataset=subset.dataset,
         budget=budget.tag(), budget_config=budget.to_dict(), seed=seed, epochs=cfg.epochs,
