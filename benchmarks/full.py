@@ -6,6 +6,7 @@ several seeds, one torch thread per run; one JSON line per finished run in bench
         --models edit deit3 --seeds 0 1 2 --jobs 2
     .venv/bin/python benchmarks/full.py --table          # the Markdown table of full.jsonl (pending runs marked)
     .venv/bin/python benchmarks/full.py --table --update-doc benchmarks/SUITE.md    # ... written into SUITE.md
+    .venv/bin/python benchmarks/full.py --curves benchmarks/results/full_curves.png  # top-1 against hours, per run
 
 Resumable after any interruption (Ctrl-C, SIGTERM, a reboot): run the same command again. A run with a row in the
 results file is skipped; an interrupted run folder (checkpoint-last.pth, no metrics.json) is continued from its last
@@ -24,12 +25,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from editvit.experiments import VARIANTS, aggregate, append_row, compare, format_table, read_rows
 from editvit.experiments.full import FullRun, run_full
+from editvit.experiments.plots import plot_accuracy_against_time, read_history
 from editvit.train.stop import RunInterrupted
 
 RESULTS = Path(__file__).parent / 'results' / 'full.jsonl'
@@ -53,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--threads', type=int, default=1, help='torch threads per run (default: 1)')
     p.add_argument('--jobs', type=int, default=1, help='runs side by side, one process each (default: 1)')
     p.add_argument('--table', action='store_true', help='print the Markdown table of the results file and exit')
+    p.add_argument('--curves', type=Path, metavar='PNG', help='draw test top-1 against hours of training of every '
+                   'planned run with a run folder (finished or not) into PNG, print it per epoch, and exit')
     p.add_argument('--update-doc', type=Path, help=f'with --table: also write it between {MARKERS[0]} and '
                                                    f'{MARKERS[1]} in this Markdown file')
     return p.parse_args(argv)
@@ -114,6 +118,26 @@ def table(args: argparse.Namespace) -> str:
     return out
 
 
+def curves(args: argparse.Namespace) -> str:
+    """Draw args.curves and return, per run folder, its top-1 after each epoch and the hours of training so far."""
+    groups: Dict[str, Dict[str, Path]] = {}
+    lines = []
+    for run in planned(args):
+        folder = run_dir(args, run)
+        if not (folder / 'summary.csv').is_file():
+            continue
+        groups.setdefault(f'{run.dataset} ({run.tag()})', {})[f'{run.variant} seed {run.seed}'] = folder
+        h = read_history(folder)
+        hours = [sum(h['epoch_seconds'][:i + 1]) / 3600 for i in range(len(h['epoch_seconds']))]
+        points = ' / '.join(f'{t:.2f}' for t in h['val_top1'])
+        lines.append(f'- {run.dataset} {run.variant} seed {run.seed}: top-1 after epochs 1-{len(hours)}: {points} '
+                     f'({hours[-1]:.2f} h, load {h["load"][-1] if "load" in h else "?"})')
+    if not groups:
+        raise SystemExit(f'no run folder with a summary.csv under {args.work} for the planned runs')
+    plot_accuracy_against_time(groups, args.curves)
+    return '\n'.join(lines) + '\n'
+
+
 def one(args: argparse.Namespace, run: FullRun) -> None:
     start = time.perf_counter()
     row = run_full(run, run_dir(args, run), data_dir(args, run.dataset), args.analysis_images,
@@ -164,6 +188,9 @@ def side_by_side(args: argparse.Namespace, todo: List[FullRun]) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.curves:
+        print(curves(args), end='')
+        return 0
     if args.table:
         text = table(args)
         print(text, end='')

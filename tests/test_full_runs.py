@@ -75,6 +75,14 @@ def test_finished_rows_are_skipped_and_the_recipe_is_in_the_key(tmp_path, capsys
     assert again[0]['top1'] == rows[0]['top1'] and again[0]['sittings'] == 1
     table = script.table(script.parse_args(ARGS + common + ['--seeds', '0', '1']))
     assert '| synthetic | ' + rows[0]['budget'] + ' | edit | 1 |' in table and 'seed 1 | pending |' in table
+    # accuracy against time: one line per run folder with its top-1 after each epoch, and the picture
+    capsys.readouterr()
+    assert script.main(ARGS + common + ['--seeds', '0', '1', '--curves', str(tmp_path / 'curves.png')]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    summary = (tmp_path / 'runs' / 'synthetic' / rows[0]['budget'] / 'edit-s0' / 'summary.csv').read_text()
+    last_top1 = float(summary.splitlines()[-1].split(',')[4])
+    assert len(lines) == 1 and lines[0].startswith('- synthetic edit seed 0: top-1 after epochs 1-2: ')
+    assert f'/ {last_top1:.2f} (' in lines[0] and (tmp_path / 'curves.png').stat().st_size > 10_000
 
 
 @pytest.mark.parametrize('variant', ['edit', 'deit3', 'cait'])

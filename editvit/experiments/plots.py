@@ -76,3 +76,19 @@ def plot_training(runs: Mapping[str, PathLike], path: PathLike) -> Path:
     ax_loss.set(xlabel='epoch', ylabel='training loss', title='loss')
     ax_acc.legend()
     return _save(fig, path)
+
+
+def plot_accuracy_against_time(groups: Mapping[str, Mapping[str, PathLike]], path: PathLike) -> Path:
+    """One panel per group (a data set): test top-1 after each epoch against the hours of training so far (the
+    epochs' wall time summed, evaluations included), one line per named run folder."""
+    fig = Figure(figsize=(5.2 * len(groups), 3.8), layout='constrained')
+    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    for ax, (group, runs) in zip(axes, groups.items()):
+        for name, run_dir in runs.items():
+            h = read_history(run_dir)
+            hours = [sum(h['epoch_seconds'][:i + 1]) / 3600 for i in range(len(h['epoch_seconds']))]
+            ax.plot(hours, h['val_top1'], 'o-', ms=3, label=name)
+        ax.set(xlabel='hours of training (one thread, wall time)', ylabel='test top-1 (%)', title=group)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
