@@ -7,6 +7,7 @@ several seeds, one torch thread per run; one JSON line per finished run in bench
     .venv/bin/python benchmarks/full.py --table          # the Markdown table of full.jsonl (pending runs marked)
     .venv/bin/python benchmarks/full.py --table --update-doc benchmarks/SUITE.md    # ... written into SUITE.md
     .venv/bin/python benchmarks/full.py --curves benchmarks/results/full_curves.png  # top-1 against hours, per run
+    .venv/bin/python benchmarks/full.py --figures benchmarks/results/full_figures    # sink and Fig. 5 maps per seed
 
 Resumable after any interruption (Ctrl-C, SIGTERM, a reboot): run the same command again. A run with a row in the
 results file is skipped; an interrupted run folder (checkpoint-last.pth, no metrics.json) is continued from its last
@@ -30,7 +31,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from editvit.experiments import VARIANTS, aggregate, append_row, compare, format_table, read_rows
-from editvit.experiments.full import FullRun, run_full
+from editvit.experiments.full import FullRun, draw_finished, run_full, run_state
 from editvit.experiments.plots import plot_accuracy_against_time, read_history
 from editvit.train.stop import RunInterrupted
 
@@ -57,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--table', action='store_true', help='print the Markdown table of the results file and exit')
     p.add_argument('--curves', type=Path, metavar='PNG', help='draw test top-1 against hours of training of every '
                    'planned run with a run folder (finished or not) into PNG, print it per epoch, and exit')
+    p.add_argument('--figures', type=Path, metavar='DIR', help='analyse the finished runs of each data set and seed '
+                   'on the same test images and draw their pictures into DIR/<dataset>-<budget>-s<seed>/, and exit')
     p.add_argument('--update-doc', type=Path, help=f'with --table: also write it between {MARKERS[0]} and '
                                                    f'{MARKERS[1]} in this Markdown file')
     return p.parse_args(argv)
@@ -138,6 +141,19 @@ def curves(args: argparse.Namespace) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def figures(args: argparse.Namespace) -> List[Path]:
+    """Draw the pictures of the finished planned runs, one folder per data set, recipe and seed."""
+    groups: Dict[Tuple[str, str, int], Dict[str, Path]] = {}
+    for run in planned(args):
+        if run_state(run_dir(args, run)) == 'finished':
+            groups.setdefault((run.dataset, run.tag(), run.seed), {})[run.variant] = run_dir(args, run)
+    if not groups:
+        raise SystemExit(f'no finished run folder under {args.work} for the planned runs')
+    return [draw_finished(runs, dataset, args.figures / f'{dataset}-{tag}-s{seed}', data_dir(args, dataset),
+                          args.analysis_images, synthetic_samples=args.synthetic_samples)
+            for (dataset, tag, seed), runs in groups.items()]
+
+
 def one(args: argparse.Namespace, run: FullRun) -> None:
     start = time.perf_counter()
     row = run_full(run, run_dir(args, run), data_dir(args, run.dataset), args.analysis_images,
@@ -190,6 +206,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.curves:
         print(curves(args), end='')
+        return 0
+    if args.figures:
+        for folder in figures(args):
+            print(folder)
         return 0
     if args.table:
         text = table(args)

@@ -83,6 +83,12 @@ def test_finished_rows_are_skipped_and_the_recipe_is_in_the_key(tmp_path, capsys
     last_top1 = float(summary.splitlines()[-1].split(',')[4])
     assert len(lines) == 1 and lines[0].startswith('- synthetic edit seed 0: top-1 after epochs 1-2: ')
     assert f'/ {last_top1:.2f} (' in lines[0] and (tmp_path / 'curves.png').stat().st_size > 10_000
+    # the pictures of the finished runs, one folder per data set, recipe and seed
+    assert script.main(ARGS + common + ['--seeds', '0', '1', '--figures', str(tmp_path / 'fig')]) == 0
+    folder = tmp_path / 'fig' / f"synthetic-{rows[0]['budget']}-s0"
+    metrics = json.loads((folder / 'metrics.json').read_text())
+    assert metrics['model'] == 'edit' and metrics['num_images'] == 10 and 'compare' not in metrics
+    assert (folder / 'attention_sink.png').is_file() and len(list((folder / 'maps').glob('*.png'))) == 4
 
 
 @pytest.mark.parametrize('variant', ['edit', 'deit3', 'cait'])

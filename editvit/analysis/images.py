@@ -1,5 +1,6 @@
 """Images for the analysis: files, folders or scikit-image's offline sample photos, prepared as the model expects."""
 import os
+import re
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -91,3 +92,9 @@ def denormalise(x: torch.Tensor, model: nn.Module) -> np.ndarray:
     mean = torch.tensor(cfg['mean']).view(1, -1, 1, 1)
     std = torch.tensor(cfg['std']).view(1, -1, 1, 1)
     return (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
+
+
+def safe_file_name(name: str) -> str:
+    """name with every run of characters other than letters, digits, '_', '.' and '-' made one '_' (an image's name
+    as a picture's file name)."""
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)

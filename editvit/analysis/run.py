@@ -1,5 +1,4 @@
 """`editvit analyze` as one library call: models, images, metrics files and pictures."""
-import re
 from contextlib import nullcontext
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
@@ -9,17 +8,13 @@ from .analyze import ModelAnalysis, analyze_model
 from .cls_removal import check_removable, cls_removed
 from .extract import attention_blocks
 from .image_labels import image_titles, predictions
-from .images import find_image_files, load_images
+from .images import find_image_files, load_images, safe_file_name
 from .model_spec import ModelSpec, build_model, describe
 from .register_neurons import NUM_REGISTER_NEURONS, check_test_time_registers, measure_test_time_registers
 from .report import write_metrics
 from .sink_measures import HIGH_NORM_RATIO
 
 PathLike = Union[str, Path]
-
-
-def _file_name(name: str) -> str:
-    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
 
 
 def _plot_functions():
@@ -122,7 +117,7 @@ def run_analysis(
         # a prediction is shown for trained weights only: a random model's top class says nothing
         predicted = [predictions(m, named_images, batch_size) if spec.source() != 'random weights' else None
                      for spec, (m, _) in zip(specs, built)]
-        names = [_file_name(n) for n in analyses[0].image_names]
+        names = [safe_file_name(n) for n in analyses[0].image_names]
         for i, name in enumerate(names):
             if names.count(name) > 1:  # the same stem in two folders
                 name = f'{i:03d}_{name}'

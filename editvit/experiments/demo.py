@@ -11,7 +11,6 @@ their sequential maps drawn on test images, in one report folder.
 """
 import multiprocessing
 import os
-import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -21,10 +20,10 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from ..analysis import plot_blocks, plot_sequential_maps, plot_sink, write_metrics
 from ..threads import choose_threads, pinned_threads, set_threads
 from .aggregate import aggregate, format_table
 from .budget import Budget
+from .figures import draw_analyses
 from .locate_cifar10 import locate_data
 from .machine import describe_machine
 from .plots import plot_training
@@ -126,10 +125,6 @@ def _train(variant: str, subset, seed: int, budget: Budget, output: Path, thread
     return run_experiment(variant, subset, seed, budget, output)
 
 
-def _file_name(name: str) -> str:
-    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
-
-
 def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None, budget: Budget = DEMO_BUDGET,
              train_per_class: Optional[int] = DEMO_TRAIN_PER_CLASS, test_per_class: int = DEMO_TEST_PER_CLASS,
              dataset: str = 'cifar10', download_root: Optional[PathLike] = None, seed: int = 0, maps: int = 4,
@@ -185,15 +180,8 @@ def run_demo(output: PathLike = 'runs/demo', data_dir: Optional[PathLike] = None
         for result in results:
             append_row(out / 'results.jsonl', result.row)
             log(f'  {result.row["model"]}: top-1 {result.row["top1"]:.2f}% in {result.row["train_seconds"]:.0f}s')
-        analyses = [r.analysis for r in results]
-        write_metrics([a.metrics for a in analyses], out / 'analysis')
-        plot_sink(analyses, out / 'analysis' / 'attention_sink.png')
-        plot_blocks(analyses, out / 'analysis' / 'attention_blocks.png')
-        per_class = max(1, budget.analysis_images // len(subset.classes))
-        for i in range(0, min(maps * per_class, len(analyses[0].image_names)), per_class):  # one image per class
-            name = f'{subset.classes[i // per_class]}_{analyses[0].image_names[i]}'
-            plot_sequential_maps(analyses, i, out / 'analysis' / 'maps' / f'{_file_name(name)}.png',
-                                 title=f'{subset.classes[i // per_class]} ({analyses[0].image_names[i]})')
+        draw_analyses([r.analysis for r in results], subset.classes,
+                      max(1, budget.analysis_images // len(subset.classes)), out / 'analysis', maps)
         runs: Dict[str, Path] = {r.row['model']: r.run_dir for r in results}
         plot_training(runs, out / 'training.png')
         seconds = time.perf_counter() - start

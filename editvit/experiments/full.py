@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import torch
 
 from ..analysis import UnsupportedModelError, analyze_model
+from ..analysis.model_spec import ModelSpec, build_model
 from ..configs import recipe_path
 from ..data import create_dataset
 from ..macs import count_macs
@@ -32,6 +33,7 @@ from ..train import from_dict, train
 from ..train.checkpoint import LAST
 from ..train.config import TrainConfig, read_yaml
 from .budget import Budget
+from .figures import draw_analyses
 from .machine import describe_machine
 from .run import SINK_SUMMARY_KEYS
 from .variants import variant_model
@@ -149,3 +151,18 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
         sink={k: analysis.metrics['summary'].get(k) for k in SINK_SUMMARY_KEYS} if analysis else None,
         sink_note=None if analysis else f'the analysis cannot read the attention of {cfg.model}',
         machine=machine, finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+
+
+def draw_finished(runs: Mapping[str, PathLike], dataset: str, output: PathLike, data_dir: Optional[PathLike] = None,
+                  analysis_images: int = 100, maps: int = 4, synthetic_samples: Optional[int] = None) -> Path:
+    """Analyse the finished runs (name -> run folder) on the same first test images of every class and draw their
+    pictures into output (`figures.draw_analyses`: Fig. 1a, 1b and the Fig. 5 maps of the first `maps` classes)."""
+    data = create_dataset(dataset, str(data_dir) if data_dir else None, 'val',
+                          synthetic_samples=synthetic_samples or 256)
+    per_class = max(1, analysis_images // len(data.classes))
+    images = first_test_images(dataset, data_dir, per_class, synthetic_samples=synthetic_samples or 256)
+    analyses = []
+    for name, folder in runs.items():
+        model, _ = build_model(ModelSpec.from_run(folder))
+        analyses.append(analyze_model(model, images, name=name))
+    return draw_analyses(analyses, data.classes, per_class, output, maps)
