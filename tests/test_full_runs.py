@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import editvit.train.loop as loop
-from editvit.experiments import read_rows
+from editvit.experiments import VARIANTS, read_rows
 from editvit.experiments.full import FullRun, run_full, run_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,9 +91,13 @@ def test_finished_rows_are_skipped_and_the_recipe_is_in_the_key(tmp_path, capsys
     assert (folder / 'attention_sink.png').is_file() and len(list((folder / 'maps').glob('*.png'))) == 4
 
 
-@pytest.mark.parametrize('variant', ['edit', 'deit3', 'cait'])
+@pytest.mark.parametrize('variant', VARIANTS)
 def test_every_variant_of_a_full_run_gets_the_recipes_stem(variant, tmp_path):
+    import torch
     from editvit.experiments.full import full_config
+    from editvit.models import create_model
     cfg = full_config(FullRun(variant, 'fashion-mnist', 0), tmp_path)
     assert cfg.model_kwargs['stem'] == 'conv' and cfg.model_kwargs['img_size'] == 28
     assert cfg.crop == 'none' and cfg.batch_size == 64
+    model = create_model(cfg.model, 10, cfg.model_kwargs, layer_scale_init=cfg.layer_scale_init).eval()
+    assert isinstance(model.patch_embed.proj, torch.nn.Sequential) and model(torch.randn(1, 3, 28, 28)).shape == (1, 10)
