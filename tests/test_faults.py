@@ -16,6 +16,12 @@ def _env(**extra):
     return dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO), **extra)
 
 
+def _terminal_sigint() -> None:
+    """In the child: Ctrl-C as a terminal delivers it (default disposition). A shell's background job (`make test &`,
+    nohup) starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _console_script() -> Path:
     return Path(sys.executable).parent / 'editvit'
 
@@ -26,7 +32,7 @@ def test_ctrl_c_while_torch_loads_is_one_line_and_exit_code_130(entry):
         pytest.skip('the editvit console script is not installed next to this Python')
     command = [sys.executable, '-m', 'editvit'] if entry != 'editvit' else [str(_console_script())]
     proc = subprocess.Popen([*command, 'models'], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO)
+                            text=True, cwd=REPO, preexec_fn=_terminal_sigint)
     time.sleep(0.2)  # `import editvit` (torch, timm) takes seconds
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -36,7 +42,7 @@ def test_ctrl_c_while_torch_loads_is_one_line_and_exit_code_130(entry):
 
 def test_ctrl_c_while_a_program_imports_editvit_stays_a_keyboard_interrupt():
     proc = subprocess.Popen([sys.executable, '-c', 'import editvit'], env=_env(), stderr=subprocess.PIPE, text=True,
-                            cwd=REPO)
+                            cwd=REPO, preexec_fn=_terminal_sigint)
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
