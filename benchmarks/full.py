@@ -32,7 +32,7 @@ import torch
 
 from editvit.experiments import VARIANTS, aggregate, append_row, compare, format_table, read_rows
 from editvit.experiments.full import FullRun, draw_finished, run_full, run_state
-from editvit.experiments.plots import plot_accuracy_against_time, read_history
+from editvit.experiments.plots import plot_accuracy_against_time, read_history, training_hours
 from editvit.train.stop import RunInterrupted
 
 RESULTS = Path(__file__).parent / 'results' / 'full.jsonl'
@@ -131,7 +131,7 @@ def curves(args: argparse.Namespace) -> str:
             continue
         groups.setdefault(f'{run.dataset} ({run.tag()})', {})[f'{run.variant} seed {run.seed}'] = folder
         h = read_history(folder)
-        hours = [sum(h['epoch_seconds'][:i + 1]) / 3600 for i in range(len(h['epoch_seconds']))]
+        hours = training_hours(h)
         points = ' / '.join(f'{t:.2f}' for t in h['val_top1'])
         lines.append(f'- {run.dataset} {run.variant} seed {run.seed}: top-1 after epochs 1-{len(hours)}: {points} '
                      f'({hours[-1]:.2f} h, load {h["load"][-1] if "load" in h else "?"})')

@@ -2,8 +2,9 @@
 
 Built with `matplotlib.figure.Figure` (no pyplot, no global backend state), as editvit.analysis.plots does."""
 import csv
+import itertools
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence, Union
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 from matplotlib.figure import Figure
 
@@ -78,6 +79,11 @@ def plot_training(runs: Mapping[str, PathLike], path: PathLike) -> Path:
     return _save(fig, path)
 
 
+def training_hours(history: Mapping[str, list]) -> List[float]:
+    """The hours of training after each epoch of a read_history: the epochs' wall time summed."""
+    return [seconds / 3600 for seconds in itertools.accumulate(history['epoch_seconds'])]
+
+
 def plot_accuracy_against_time(groups: Mapping[str, Mapping[str, PathLike]], path: PathLike) -> Path:
     """One panel per group (a data set): test top-1 after each epoch against the hours of training so far (the
     epochs' wall time summed, evaluations included), one line per named run folder."""
@@ -86,8 +92,7 @@ def plot_accuracy_against_time(groups: Mapping[str, Mapping[str, PathLike]], pat
     for ax, (group, runs) in zip(axes, groups.items()):
         for name, run_dir in runs.items():
             h = read_history(run_dir)
-            hours = [sum(h['epoch_seconds'][:i + 1]) / 3600 for i in range(len(h['epoch_seconds']))]
-            ax.plot(hours, h['val_top1'], 'o-', ms=3, label=name)
+            ax.plot(training_hours(h), h['val_top1'], 'o-', ms=3, label=name)
         ax.set(xlabel='hours of training (one thread, wall time)', ylabel='test top-1 (%)', title=group)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
