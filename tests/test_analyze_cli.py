@@ -103,7 +103,7 @@ def test_random_dinov2_has_no_sink(tmp_path):
     assert s['cls_sink_rate'] == s['token_sink_rate'] == 0.0 and s['layers_with_massive_activations'] == 0
 
 
-def test_a_run_trained_without_layerscale_is_analysed_as_it_was_trained(tmp_path):
+def test_a_run_trained_without_layerscale_is_analysed_and_evaluated_as_it_was_trained(tmp_path, capsys):
     from editvit.analysis.model_spec import ModelSpec, build_model
     from editvit.train import TrainConfig, train
     train(TrainConfig(model='edit_tiny_patch16_224', layer_scale_init=0, dataset='synthetic', num_classes=4,
@@ -115,3 +115,8 @@ def test_a_run_trained_without_layerscale_is_analysed_as_it_was_trained(tmp_path
     assert spec.model_kwargs['init_values'] == 0
     model, _ = build_model(spec)  # loads strictly: no LayerScale gammas expected, none missing
     assert not any('ls1.gamma' in k for k in model.state_dict())
+    capsys.readouterr()
+    assert main(['eval', '--run', str(tmp_path / 'run'), '--num-workers', '0']) == 0  # loads strictly as well
+    result = json.loads(capsys.readouterr().out)
+    assert result['top1'] == pytest.approx(json.loads((tmp_path / 'run' / 'metrics.json').read_text())['val_top1'],
+                                           abs=1e-3)

@@ -141,6 +141,9 @@ class EvalConfig:
     model: Optional[str] = field_help('timm model name', default=None)
     checkpoint: Optional[str] = field_help('weights file (.safetensors, timm .pth or an editvit checkpoint)', default=None)
     model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments', default_factory=dict)
+    layer_scale_init: Optional[float] = field_help('LayerScale initial value the model was trained with (0: none); '
+                                                   'it decides whether the model has LayerScale gains to load',
+                                                   at_least=0, default=None)
     num_classes: Optional[int] = field_help('classes of the head (default: those of the dataset)', at_least=1,
                                             default=None)
     dataset: Optional[Dataset] = field_help('data set', default=None)

@@ -40,7 +40,7 @@ def _evaluate(cfg: EvalConfig, env: D.DistEnv) -> Dict[str, Any]:
     if cfg.output:
         check_output_file(Path(cfg.output))
     data, num_classes = classification_datasets(cfg, cfg.split)
-    model = create_model(cfg.model, num_classes, cfg.model_kwargs)
+    model = create_model(cfg.model, num_classes, cfg.model_kwargs, layer_scale_init=cfg.layer_scale_init)
     load_model_weights(model, cfg.checkpoint)
     model.to(env.device)
     data_cfg = timm.data.resolve_model_data_config(model)
