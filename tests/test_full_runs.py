@@ -65,8 +65,9 @@ def test_finished_rows_are_skipped_and_the_recipe_is_in_the_key(tmp_path, capsys
     assert 'skip edit synthetic' in capsys.readouterr().out
     assert len(read_rows(tmp_path / 'full.jsonl')) == 1
     # another recipe value is another key: an old row never stands for it
-    other = FullRun('edit', 'synthetic', 0, overrides=dict(TINY, lr=1e-3))
+    other = FullRun('edit', 'synthetic', 0, overrides=dict(TINY, lr=2e-3))
     assert other.tag() != rows[0]['budget'] and other.tag().startswith('cifar10_cpu-')
+    assert FullRun('edit', 'synthetic', 0, overrides=dict(TINY, lr='2e-3')).tag() == other.tag()  # as --set lr=2e-3
     # a finished run folder without its row (killed during the analysis) is measured, not trained again
     (tmp_path / 'full.jsonl').unlink()
     assert script.main(ARGS + common) == 0
@@ -98,6 +99,6 @@ def test_every_variant_of_a_full_run_gets_the_recipes_stem(variant, tmp_path):
     from editvit.models import create_model
     cfg = full_config(FullRun(variant, 'fashion-mnist', 0), tmp_path)
     assert cfg.model_kwargs['stem'] == 'conv' and cfg.model_kwargs['img_size'] == 28
-    assert cfg.crop == 'none' and cfg.batch_size == 64
+    assert cfg.crop == 'none' and (cfg.batch_size, cfg.lr, cfg.epochs) == (32, 1e-3, 14)
     model = create_model(cfg.model, 10, cfg.model_kwargs, layer_scale_init=cfg.layer_scale_init).eval()
     assert isinstance(model.patch_embed.proj, torch.nn.Sequential) and model(torch.randn(1, 3, 28, 28)).shape == (1, 10)

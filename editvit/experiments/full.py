@@ -66,9 +66,20 @@ class FullRun:
     def tag(self) -> str:
         """The result key's budget: recipe name, a digest of its values with the overrides, and the epochs, e.g.
         'cifar10_cpu-3f2a9c1d-e12'. A changed recipe file or override is a new tag, never an old row."""
-        values = self.recipe_values()
+        values = {k: _number_or_value(v) for k, v in self.recipe_values().items()}
         digest = hashlib.sha256(repr(sorted((k, repr(v)) for k, v in values.items())).encode()).hexdigest()[:8]
         return f'{self.recipe}-{digest}-e{values["epochs"]}'
+
+
+def _number_or_value(value: Any) -> Any:
+    """A number written as a string (YAML reads 1e-3, without a dot, as one) as the float the config makes of it, so
+    that lr=1e-3 and lr: 1.0e-3 are one recipe."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def full_config(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None, resume: bool = False,
