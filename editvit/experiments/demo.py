@@ -45,7 +45,7 @@ DEMO_MODELS = ('edit', 'deit3')
 # how far the demo is from the full-scale runs (update with their measured rows)
 FULL_SCALE = ('The full-scale comparison (benchmarks/full.py: 128 wide, 6 deep, 14 epochs of this recipe at batch 32, '
               '~2 h per run on one CPU thread, 3 seeds; benchmarks/SUITE.md) aims at 80% top-1 on CIFAR-10, 75% at '
-              'least; with 12 epochs at batch 64, DeiT3 reached 71.44% (seed 0).')
+              'least; DeiT3 reached 73.43% there (seed 0).')
 
 
 @dataclass
