@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
 
 import torch
 
@@ -37,15 +37,16 @@ OPTIONS: Dict[str, Dict[str, Any]] = {
 }
 
 
-def training_step(recipe: Dict[str, Any], change: Dict[str, Any]) -> Callable[[], None]:
-    """A closure running one training step of the recipe's model with `change` applied."""
+def training_step(recipe: Dict[str, Any], change: Dict[str, Any]) -> Tuple[Callable[[], None], int]:
+    """A closure running one training step of the recipe's model with `change` applied, and its batch size."""
     kwargs = dict(recipe['model_kwargs'], **change.get('model_kwargs', {}))
     model = create_model(change.get('model', recipe['model']), 10, kwargs,
                          layer_scale_init=recipe.get('layer_scale_init')).train()
     size = kwargs['img_size']
-    x = torch.randn(change.get('batch_size', recipe['batch_size']), 3, size, size)  # (B, 3, H, W)
+    batch = change.get('batch_size', recipe['batch_size'])
+    x = torch.randn(batch, 3, size, size)  # (B, 3, H, W)
     return make_step(torch.compile(model) if change.get('compile') else model, x, True,
-                     change.get('amp', torch.float32), 'cpu')
+                     change.get('amp', torch.float32), 'cpu'), batch
 
 
 def main() -> None:
@@ -60,9 +61,8 @@ def main() -> None:
     machine = describe_machine()
     print(f"{machine['cpu']} ({', '.join(machine['cpu_flags'])}), torch {machine['torch']}, 1 thread, CPU-time clock, "
           f"ATen capability {torch.backends.cpu.get_cpu_capability()}, load {machine['load_1min']}", flush=True)
-    batches = {'recipe': recipe['batch_size'],
-               **{o: OPTIONS[o].get('batch_size', recipe['batch_size']) for o in args.options}}
-    steps = {'recipe': training_step(recipe, {}), **{o: training_step(recipe, OPTIONS[o]) for o in args.options}}
+    built = {'recipe': training_step(recipe, {}), **{o: training_step(recipe, OPTIONS[o]) for o in args.options}}
+    steps, batches = {k: v[0] for k, v in built.items()}, {k: v[1] for k, v in built.items()}
     seconds = time_interleaved(steps, args.rounds, args.iters, 'cpu', time.process_time)
     per_image = {name: [t / batches[name] for t in times] for name, times in seconds.items()}
     print(f"\n{args.recipe}: {recipe['model']} {recipe['model_kwargs']}, batch {recipe['batch_size']}")
