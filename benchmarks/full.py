@@ -16,7 +16,9 @@ sink analysis) only gets measured. Rows are keyed by model, data set, recipe tag
 epochs) and seed, so rows of another recipe are never taken for these. Data: $EDITVIT_DATA/cifar10 (class folders
 train/ and test/), $EDITVIT_DATA/fashion-mnist (the idx files), or --data-dir-*. Run folders: runs/full/ (--work).
 
---jobs N runs N runs side by side, each in its own process with one thread (two on a 2-core CPU).
+--jobs N runs N runs side by side, each in its own process with one thread (two on a 2-core CPU). --processes N
+trains each run with N DDP processes (torchrun, gloo, --threads threads each; the recipe's global batch stays the same):
+one run at a time on the whole machine, e.g. --processes 2 on a 2-core CPU, as the recipes are timed.
 """
 import argparse
 import json
@@ -54,7 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--results', type=Path, default=RESULTS, help=f'JSON-lines file (default: {RESULTS})')
     p.add_argument('--work', type=Path, default=Path('runs/full'), help='run folders (default: runs/full)')
     p.add_argument('--threads', type=int, default=1, help='torch threads per run (default: 1)')
-    p.add_argument('--jobs', type=int, default=1, help='runs side by side, one process each (default: 1)')
+    p.add_argument('--jobs', type=int, default=1, help='runs side by side (default: 1)')
+    p.add_argument('--processes', type=int, default=1, help='DDP processes per run, started with torchrun (default: 1; '
+                   'part of the result key)')
     p.add_argument('--table', action='store_true', help='print the Markdown table of the results file and exit')
     p.add_argument('--curves', type=Path, metavar='PNG', help='draw test top-1 against hours of training of every '
                    'planned run with a run folder (finished or not) into PNG, print it per epoch, and exit')
@@ -77,8 +81,8 @@ def overrides(pairs: List[str]) -> dict:
 
 
 def planned(args: argparse.Namespace) -> List[FullRun]:
-    return [FullRun(m, d, s, overrides=overrides(args.set)) for d in args.datasets for m in args.models
-            for s in args.seeds]
+    return [FullRun(m, d, s, overrides=overrides(args.set), processes=args.processes) for d in args.datasets
+            for m in args.models for s in args.seeds]
 
 
 def run_key(row) -> Tuple:
@@ -158,6 +162,8 @@ def one(args: argparse.Namespace, run: FullRun) -> None:
     start = time.perf_counter()
     row = run_full(run, run_dir(args, run), data_dir(args, run.dataset), args.analysis_images,
                    args.synthetic_samples)
+    if row is None:  # not the first of the run's processes
+        return
     append_row(args.results, row)
     sink = row['sink'] or {}
     print(f'{run.variant} {run.dataset} seed {run.seed}: top-1 {row["top1"]:.2f} | {row["epoch_seconds"]:.0f} s/epoch '
@@ -165,9 +171,12 @@ def one(args: argparse.Namespace, run: FullRun) -> None:
 
 
 def child_command(args: argparse.Namespace, run: FullRun) -> List[str]:
-    cmd = [sys.executable, __file__, '--datasets', run.dataset, '--models', run.variant, '--seeds', str(run.seed),
+    launcher = [sys.executable]
+    if args.processes > 1:
+        launcher += ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(args.processes)]
+    cmd = [*launcher, __file__, '--datasets', run.dataset, '--models', run.variant, '--seeds', str(run.seed),
            '--analysis-images', str(args.analysis_images), '--results', str(args.results), '--work', str(args.work),
-           '--threads', str(args.threads), '--jobs', '1', '--set', *args.set]
+           '--threads', str(args.threads), '--jobs', '1', '--processes', str(args.processes), '--set', *args.set]
     if data_dir(args, run.dataset):
         cmd += ['--data-dir-' + run.dataset, data_dir(args, run.dataset)]
     if args.synthetic_samples:
@@ -176,7 +185,8 @@ def child_command(args: argparse.Namespace, run: FullRun) -> List[str]:
 
 
 def side_by_side(args: argparse.Namespace, todo: List[FullRun]) -> int:
-    """Run todo in up to args.jobs child processes; SIGTERM / Ctrl-C stop them all (they resume next time)."""
+    """Run todo in up to args.jobs children (each a torchrun of args.processes processes if more than one); SIGTERM /
+    Ctrl-C stop them all (they resume next time)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     running: List[subprocess.Popen] = []
     failed = 0
@@ -225,12 +235,14 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     done = {run_key(r) for r in read_rows(args.results)}
     todo = []
+    first = int(os.environ.get('RANK', 0)) == 0
     for run in planned(args):
-        if key_of(run) in done:
-            print(f'skip {run.variant} {run.dataset} {run.tag()} seed {run.seed}: in {args.results}', flush=True)
-        else:
+        if key_of(run) not in done:
             todo.append(run)
-    if args.jobs > 1 and len(todo) > 1:
+        elif first:
+            print(f'skip {run.variant} {run.dataset} {run.tag()} seed {run.seed}: in {args.results}', flush=True)
+    under_torchrun = 'WORLD_SIZE' in os.environ
+    if (args.jobs > 1 and len(todo) > 1) or (args.processes > 1 and not under_torchrun and todo):
         return side_by_side(args, todo)
     for run in todo:
         one(args, run)

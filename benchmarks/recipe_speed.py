@@ -34,6 +34,9 @@ OPTIONS: Dict[str, Dict[str, Any]] = {
     'bf16': dict(amp=torch.bfloat16),
     'mlp_ratio_2': dict(model_kwargs=dict(mlp_ratio=2.0)),
     'deit3': dict(model='deit3_small_patch16_224'),
+    'compile_bf16': dict(compile=True, amp=torch.bfloat16),
+    'compile_bf16_mlp_ratio_2': dict(compile=True, amp=torch.bfloat16, model_kwargs=dict(mlp_ratio=2.0)),
+    'deit3_compile_bf16': dict(model='deit3_small_patch16_224', compile=True, amp=torch.bfloat16),
 }
 
 
@@ -52,7 +55,8 @@ def training_step(recipe: Dict[str, Any], change: Dict[str, Any]) -> Tuple[Calla
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--recipe', default='cifar10_cpu', help='a recipe in editvit/configs (default: cifar10_cpu)')
-    parser.add_argument('--options', nargs='+', default=list(OPTIONS), choices=list(OPTIONS))
+    parser.add_argument('--options', nargs='+', default=list(OPTIONS), choices=list(OPTIONS),
+                        help='options to time against the recipe (default: all)')
     parser.add_argument('--rounds', type=int, default=7)
     parser.add_argument('--iters', type=int, default=3, help='steps per option and round')
     args = parser.parse_args()

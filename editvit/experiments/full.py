@@ -13,6 +13,7 @@ Unlike the subset suite (editvit.experiments.run) nothing is copied: the engine 
 import csv
 import hashlib
 import json
+import os
 import shutil
 import statistics
 import time
@@ -47,12 +48,15 @@ FULL_RECIPES = {'cifar10': 'cifar10_cpu', 'fashion-mnist': 'fashion_mnist_cpu', 
 @dataclass(frozen=True)
 class FullRun:
     """What defines one full-scale run: variant, data set, the shipped recipe and seed, plus overrides of recipe
-    fields (e.g. {'epochs': 24}; tests shrink the model with {'model_kwargs': {...}})."""
+    fields (e.g. {'epochs': 24}; tests shrink the model with {'model_kwargs': {...}}) and the number of DDP processes
+    that train it (torchrun; the recipe's global batch is the same for any number, but BatchNorm statistics and the
+    data each process draws are not, so it is part of the key)."""
     variant: str
     dataset: str
     seed: int
     recipe: str = ''
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    processes: int = 1
 
     def __post_init__(self) -> None:
         if not self.recipe:
@@ -64,11 +68,12 @@ class FullRun:
         return dict(read_yaml(recipe_path(self.recipe)), **self.overrides)
 
     def tag(self) -> str:
-        """The result key's budget: recipe name, a digest of its values with the overrides, and the epochs, e.g.
-        'cifar10_cpu-3f2a9c1d-e12'. A changed recipe file or override is a new tag, never an old row."""
+        """The result key's budget: recipe name, a digest of its values with the overrides, the epochs and, for a
+        run of several processes, their number, e.g. 'cifar10_cpu-3f2a9c1d-e12' or 'cifar10_cpu-3f2a9c1d-e20-2proc'.
+        A changed recipe file or override is a new tag, never an old row."""
         values = {k: _number_or_value(v) for k, v in self.recipe_values().items()}
         digest = hashlib.sha256(repr(sorted((k, repr(v)) for k, v in values.items())).encode()).hexdigest()[:8]
-        return f'{self.recipe}-{digest}-e{values["epochs"]}'
+        return f'{self.recipe}-{digest}-e{values["epochs"]}' + (f'-{self.processes}proc' if self.processes > 1 else '')
 
 
 def _number_or_value(value: Any) -> Any:
@@ -107,30 +112,39 @@ def run_state(output: PathLike) -> str:
 
 
 def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None, analysis_images: int = 100,
-             synthetic_samples: Optional[int] = None, log=print) -> Dict[str, Any]:
+             synthetic_samples: Optional[int] = None, log=print) -> Optional[Dict[str, Any]]:
     """Train (or continue, or just read) the run in output, measure its sink, and return its result row.
+
+    A run of several processes calls this in each process under torchrun: every process trains, only the first
+    (RANK 0) measures and returns the row; the others return None.
 
     The row holds: model, timm_model, model_kwargs, dataset, scale ('full'), recipe, budget (FullRun.tag), overrides,
     recipe_config, seed, epochs, train_images, test_images, top1, top5, best_top1 (whole test set, last and best
     epoch), params, macs, train_seconds (the epochs' wall time summed over every sitting), epoch_seconds (mean per
-    epoch), images_per_sec (last epoch), sittings (1 + times continued), threads, load_1min (start and end of the
-    last sitting), sink and sink_note, machine, finished (UTC).
+    epoch), images_per_sec (last epoch), sittings (1 + times continued), processes, threads (per process), load_1min
+    (start and end of the last sitting), sink and sink_note, machine, finished (UTC).
     """
     out = Path(output)
-    state = run_state(out)
-    if state == 'new' and out.exists():
-        shutil.rmtree(out)  # killed before its first checkpoint: nothing to keep
+    world_size, rank = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('RANK', 0))
+    if world_size != run.processes:
+        raise ValueError(f'the run is planned for {run.processes} process(es) but {world_size} run it')
+    state = run_state(out)  # every process reads it before the first one changes the folder
     machine = describe_machine()
     sittings_file = out / 'sittings.txt'
     if state != 'finished':
-        log(f'{"continuing" if state == "interrupted" else "starting"} {run.variant} on {run.dataset} seed {run.seed} '
-            f'({run.tag()}) in {out}')
-        out.mkdir(parents=True, exist_ok=True)
-        with open(sittings_file, 'a') as f:
-            f.write(f'{datetime.now(timezone.utc).isoformat(timespec="seconds")} {state} threads '
-                    f'{torch.get_num_threads()} load {machine["load_1min"]}\n')
+        if rank == 0:
+            if state == 'new' and out.exists():
+                shutil.rmtree(out)  # killed before its first checkpoint: nothing to keep
+            log(f'{"continuing" if state == "interrupted" else "starting"} {run.variant} on {run.dataset} seed '
+                f'{run.seed} ({run.tag()}) in {out}')
+            out.mkdir(parents=True, exist_ok=True)
+            with open(sittings_file, 'a') as f:
+                f.write(f'{datetime.now(timezone.utc).isoformat(timespec="seconds")} {state} processes {world_size} '
+                        f'threads {torch.get_num_threads()} load {machine["load_1min"]}\n')
         cfg = full_config(run, out, data_dir, resume=state == 'interrupted', synthetic_samples=synthetic_samples)
-        train(cfg)
+        train(cfg)  # the other processes wait for the first in torchrun's rendezvous, after its folder changes
+    if rank != 0:
+        return None
     cfg = from_dict(TrainConfig, dict(read_yaml(out / 'config.yaml'), resume=False), source=str(out / 'config.yaml'))
     metrics = json.loads((out / 'metrics.json').read_text())
     with open(out / 'summary.csv', newline='') as f:
@@ -157,7 +171,8 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
         top1=metrics['val_top1'], top5=metrics['val_top5'], best_top1=metrics['best_val_top1'],
         params=metrics['num_params'], macs=count_macs(model, (3, img_size, img_size)),
         train_seconds=round(sum(epoch_seconds), 1), epoch_seconds=round(statistics.fmean(epoch_seconds), 1),
-        images_per_sec=metrics['images_per_sec'], sittings=sittings, threads=torch.get_num_threads(),
+        images_per_sec=metrics['images_per_sec'], sittings=sittings, processes=world_size,
+        threads=torch.get_num_threads(),
         load_1min=dict(start=machine['load_1min'], end=describe_machine()['load_1min']),
         sink={k: analysis.metrics['summary'].get(k) for k in SINK_SUMMARY_KEYS} if analysis else None,
         sink_note=None if analysis else f'the analysis cannot read the attention of {cfg.model}',
