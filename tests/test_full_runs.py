@@ -92,6 +92,26 @@ def test_finished_rows_are_skipped_and_the_recipe_is_in_the_key(tmp_path, capsys
     assert (folder / 'attention_sink.png').is_file() and len(list((folder / 'maps').glob('*.png'))) == 4
 
 
+@pytest.mark.slow  # torchrun starts two processes
+def test_a_run_of_two_processes_is_trained_by_both_and_written_once(tmp_path, capsys):
+    script = _script()
+    common = ['--results', str(tmp_path / 'full.jsonl'), '--work', str(tmp_path / 'runs'), '--processes', '2']
+    assert script.main(ARGS + common) == 0
+    rows = read_rows(tmp_path / 'full.jsonl')
+    assert len(rows) == 1  # only the first process measures and writes
+    row = rows[0]
+    assert row['processes'] == 2 and row['threads'] == 1 and row['budget'].endswith('-e2-2proc')
+    assert row['budget'] == FullRun('edit', 'synthetic', 0, overrides=TINY, processes=2).tag()
+    assert row['budget'] != FullRun('edit', 'synthetic', 0, overrides=TINY).tag()  # another key than one process
+    folder = tmp_path / 'runs' / 'synthetic' / row['budget'] / 'edit-s0'
+    assert '2 process(es) on cpu' in (folder / 'log.txt').read_text()
+    assert ' processes 2 threads 1 ' in (folder / 'sittings.txt').read_text()
+    assert 0 <= row['top1'] <= 100 and row['sink'] is not None
+    # a run planned for two processes is not trained by one
+    with pytest.raises(ValueError, match='planned for 2 process'):
+        run_full(FullRun('edit', 'synthetic', 0, overrides=TINY, processes=2), tmp_path / 'one', synthetic_samples=64)
+
+
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_every_variant_of_a_full_run_gets_the_recipes_stem(variant, tmp_path):
     import torch
@@ -99,6 +119,6 @@ def test_every_variant_of_a_full_run_gets_the_recipes_stem(variant, tmp_path):
     from editvit.models import create_model
     cfg = full_config(FullRun(variant, 'fashion-mnist', 0), tmp_path)
     assert cfg.model_kwargs['stem'] == 'conv' and cfg.model_kwargs['img_size'] == 28
-    assert cfg.crop == 'none' and (cfg.batch_size, cfg.lr, cfg.epochs) == (32, 1e-3, 14)
+    assert cfg.crop == 'none' and (cfg.batch_size, cfg.global_batch_size, cfg.lr, cfg.epochs) == (16, 32, 1e-3, 22)
     model = create_model(cfg.model, 10, cfg.model_kwargs, layer_scale_init=cfg.layer_scale_init).eval()
     assert isinstance(model.patch_embed.proj, torch.nn.Sequential) and model(torch.randn(1, 3, 28, 28)).shape == (1, 10)

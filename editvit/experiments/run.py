@@ -49,11 +49,13 @@ def train_config(variant: str, subset: Data, seed: int, budget: Budget, output: 
                  finetune: Optional[PathLike] = None, num_workers: int = 0) -> TrainConfig:
     """The engine config of a run: the data set's recipe with the variant, size and schedule of the budget.
 
-    The recipe's model_kwargs are replaced, not merged: variants take different arguments (PSViT has no `depth`)."""
+    The recipe's model_kwargs are replaced, not merged: variants take different arguments (PSViT has no `depth`); its
+    batch is the budget's."""
     name, kwargs = variant_model(variant, budget, subset.image_size)
     values = dict(read_yaml(dataset_recipe(subset.dataset)), model=name, model_kwargs=kwargs,
                   dataset=subset.engine_dataset, data_dir=str(subset.root) if subset.root else None,
                   epochs=budget.epochs, warmup_epochs=budget.warmup_epochs, batch_size=budget.batch_size, lr=budget.lr,
+                  global_batch_size=None,  # the budget's batch is the whole update, in one process
                   seed=seed, output=str(output),
                   finetune=str(finetune) if finetune else None, num_workers=num_workers, checkpoint_every=0,
                   progress=False)
