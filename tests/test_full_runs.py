@@ -119,6 +119,6 @@ def test_every_variant_of_a_full_run_gets_the_recipes_stem(variant, tmp_path):
     from editvit.models import create_model
     cfg = full_config(FullRun(variant, 'fashion-mnist', 0), tmp_path)
     assert cfg.model_kwargs['stem'] == 'conv' and cfg.model_kwargs['img_size'] == 28
-    assert cfg.crop == 'none' and (cfg.batch_size, cfg.global_batch_size, cfg.lr, cfg.epochs) == (16, 32, 1e-3, 25)
+    assert cfg.crop == 'none' and (cfg.batch_size, cfg.global_batch_size, cfg.lr, cfg.epochs) == (16, 32, 1e-3, 22)
     model = create_model(cfg.model, 10, cfg.model_kwargs, layer_scale_init=cfg.layer_scale_init).eval()
     assert isinstance(model.patch_embed.proj, torch.nn.Sequential) and model(torch.randn(1, 3, 28, 28)).shape == (1, 10)
