@@ -1,12 +1,12 @@
 """Training throughput of a small-data recipe's model against the options that could buy it more epochs in the same
 time: another batch size, torch.compile, bf16 autocast, a narrower MLP, DeiT3 in place of EDIT.
 
-    python benchmarks/recipe_speed.py                            # the CIFAR-10 recipe (editvit/configs/cifar10_cpu.yaml)
+    python benchmarks/recipe_speed.py                       # the CIFAR-10 recipe (editvit/configs/cifar10_cpu.yaml)
     python benchmarks/recipe_speed.py --recipe fashion_mnist_cpu --options batch_64
 
-One training step = forward, backward and optimiser step of the recipe's model on random images of its size. The
-options are timed in interleaved rounds in one process (recipe, option A, option B, recipe, ...), one torch thread,
-by the process's CPU time, and each ratio is the median over rounds of the option's images per second over the
+One training step = forward, backward and optimiser step of the recipe's model on random images of its size, one
+update of the recipe's global batch in one process. The options are timed in interleaved rounds in one process
+(recipe, option A, option B, recipe, ...), one torch thread, by the process's CPU time, and each ratio is the median over rounds of the option's images per second over the
 recipe's in the same round: slow drifts of a shared machine's load cancel in each pair.
 """
 import argparse
@@ -46,7 +46,7 @@ def training_step(recipe: Dict[str, Any], change: Dict[str, Any]) -> Tuple[Calla
     model = create_model(change.get('model', recipe['model']), 10, kwargs,
                          layer_scale_init=recipe.get('layer_scale_init')).train()
     size = kwargs['img_size']
-    batch = change.get('batch_size', recipe['batch_size'])
+    batch = change.get('batch_size', recipe.get('global_batch_size') or recipe['batch_size'])
     x = torch.randn(batch, 3, size, size)  # (B, 3, H, W)
     return make_step(torch.compile(model) if change.get('compile') else model, x, True,
                      change.get('amp', torch.float32), 'cpu'), batch

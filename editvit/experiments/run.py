@@ -25,8 +25,9 @@ Data = Union[Subset, WholeDataSet]  # what a run trains and tests on: a written 
 # the Budget. Synthetic images are coloured like CIFAR.
 RECIPES = {'cifar10': 'cifar10_cpu.yaml', 'fashion-mnist': 'fashion_mnist_cpu.yaml', 'synthetic': 'cifar10_cpu.yaml'}
 SINK_SUMMARY_KEYS = ('mean_sink_ratio', 'min_sink_ratio', 'mean_max_token_ratio', 'max_token_attention',
-                     'cls_sink_rate', 'token_sink_rate', 'mean_entropy', 'max_norm_ratio', 'mean_high_norm_fraction', 'cls_query_entropy_first', 'cls_query_entropy_last',
-                     'cls_query_entropy_slope', 'mean_cls_query_to_cls')
+                     'cls_sink_rate', 'token_sink_rate', 'mean_entropy', 'max_norm_ratio', 'mean_high_norm_fraction',
+                     'cls_query_entropy_first', 'cls_query_entropy_last', 'cls_query_entropy_slope',
+                     'mean_cls_query_to_cls')
 
 
 @dataclass
