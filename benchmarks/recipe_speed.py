@@ -6,8 +6,9 @@ time: another batch size, torch.compile, bf16 autocast, a narrower MLP, DeiT3 in
 
 One training step = forward, backward and optimiser step of the recipe's model on random images of its size, one
 update of the recipe's global batch in one process. The options are timed in interleaved rounds in one process
-(recipe, option A, option B, recipe, ...), one torch thread, by the process's CPU time, and each ratio is the median over rounds of the option's images per second over the
-recipe's in the same round: slow drifts of a shared machine's load cancel in each pair.
+(recipe, option A, option B, recipe, ...), one torch thread, by the process's CPU time, and each ratio is the median
+over rounds of the option's images per second over the recipe's in the same round: slow drifts of a shared machine's
+load cancel in each pair.
 """
 import argparse
 import statistics
