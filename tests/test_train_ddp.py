@@ -98,3 +98,53 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_update(tmp_path):
     assert f'editvit train: stopped by a signal to another process {where}' in err  # rank 0, at the same update
     assert re.search(r'stopped by a signal to another process at epoch \d+, update \d+',
                      (out / 'log.txt').read_text())
+
+
+def test_two_processes_killed_and_resumed_end_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    import signal
+    import time
+
+    from safetensors.torch import load_file
+
+    args = ['train', *MODEL, *DATA, '--synthetic-samples', '128', '--epochs', '3', '--batch-size', '4',
+            '--global-batch-size', '16', '--lr',
+            '5e-3', '--warmup-epochs', '1', '--drop-path', '0.1', '--checkpoint-every', '2', '--seed', '3',
+            '--no-progress', '--threads', '1']
+    reference, run = tmp_path / 'reference', tmp_path / 'run'
+    _torchrun(*args, '--output', str(reference))
+
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'editvit',
+           *args, '--output', str(run)]
+    proc = subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS='1'), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def kill_all() -> None:  # both ranks (torchrun starts each in a session of its own) and torchrun itself
+        for pid in _children(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.kill()
+
+    killed_after = None
+    try:
+        while proc.poll() is None and killed_after is None:
+            try:
+                updates = int(torch.load(run / LAST, weights_only=True)['updates'])
+            except Exception:  # not written yet, or being renamed into place
+                updates = -1
+            if updates >= 10:  # in epoch 1 (8 updates an epoch, two micro-batches each)
+                kill_all()  # no time to save anything
+                killed_after = updates
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None:
+            kill_all()
+        proc.wait()
+    time.sleep(1)
+    assert killed_after is not None and killed_after < 3 * 8
+    assert not (run / 'model.safetensors').exists() and 'epoch 2 |' not in (run / 'log.txt').read_text()
+    _torchrun('train', '--output', str(run), '--resume', '--threads', '1')
+
+    expected, got = load_file(reference / 'model.safetensors'), load_file(run / 'model.safetensors')
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), f'{key} differs after kill and resume'
+    assert 'resuming' in (run / 'log.txt').read_text()
