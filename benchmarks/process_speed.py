@@ -22,7 +22,6 @@ from typing import Dict, List
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from editvit.configs import recipe_path  # noqa: E402
 from editvit.experiments.machine import describe_machine  # noqa: E402
