@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # kills and restarts training processes
 # everything random is on: Mixup/CutMix, 3-Augment, colour jitter, random resized crop, drop path, EMA, and two
 # accumulation steps per update, so every RNG the checkpoint saves matters
 ARGS = ['--model', 'edit_tiny_patch16_224', '--model-kwargs', 'img_size=16', 'patch_size=4', 'embed_dim=32',
-        'depth=2', 'num_heads=2', '--dataset', 'synthetic', '--num-classes', '4', '--synthetic-samples', '96',
+        'depth=2', 'num_heads=2', '--dataset', 'synthetic', '--num-classes', '4', '--synthetic-samples', '384',
         '--epochs', '3', '--batch-size', '8', '--global-batch-size', '16', '--lr', '2e-3', '--warmup-epochs', '1',
         '--drop-path', '0.1', '--ema', '--ema-decay', '0.9', '--num-workers', '0', '--checkpoint-every', '2',
         '--seed', '7', '--no-progress']
@@ -35,12 +35,12 @@ def test_sigkill_and_resume_gives_identical_weights(tmp_path):
 
     run = tmp_path / 'interrupted'
     ckpt = run / LAST
-    first = kill_after_checkpoint(_command(run), ckpt, min_updates=2)  # mid epoch 0 (6 updates an epoch)
+    first = kill_after_checkpoint(_command(run), ckpt, min_updates=2)  # mid epoch 0 (24 updates an epoch: room for a slow poll)
     assert not (run / 'model.safetensors').exists()
     state = load_checkpoint(ckpt)
     assert state['epoch'] == 0 and state['batches_done'] > 0  # the first kill is within an epoch
     (run / f'.{LAST}.abc123.tmp').write_bytes(b'half a checkpoint')  # as a kill during the write would leave
-    second = kill_after_checkpoint(_command(run, '--resume'), ckpt, min_updates=first + 6)  # killed again, later
+    second = kill_after_checkpoint(_command(run, '--resume'), ckpt, min_updates=first + 24)  # killed again, later
     assert not (run / f'.{LAST}.abc123.tmp').exists()  # the resumed run cleared it
     assert second > first
     assert main(['train', '--output', str(run), '--resume']) == 0
