@@ -21,7 +21,6 @@ trains each run with N DDP processes (torchrun, gloo, --threads threads each; th
 one run at a time on the whole machine, e.g. --processes 2 on a 2-core CPU, as the recipes are timed.
 """
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -35,6 +34,7 @@ import torch
 from editvit.experiments import VARIANTS, aggregate, append_row, compare, format_table, read_rows
 from editvit.experiments.full import FullRun, draw_finished, run_full, run_state
 from editvit.experiments.plots import plot_accuracy_against_time, read_history, training_hours
+from editvit.train.distributed import launched
 from editvit.train.stop import RunInterrupted
 
 RESULTS = Path(__file__).parent / 'results' / 'full.jsonl'
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     done = {run_key(r) for r in read_rows(args.results)}
     todo = []
-    first = int(os.environ.get('RANK', 0)) == 0
+    first = launched()[0] == 0
     for run in planned(args):
         if key_of(run) not in done:
             todo.append(run)

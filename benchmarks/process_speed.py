@@ -27,6 +27,7 @@ from editvit.configs import recipe_path  # noqa: E402
 from editvit.experiments.machine import describe_machine  # noqa: E402
 from editvit.models import create_model  # noqa: E402
 from editvit.train.config import read_yaml  # noqa: E402
+from editvit.train.distributed import launched  # noqa: E402
 
 GLOBAL_BATCH = 32
 
@@ -37,7 +38,7 @@ def worker(recipe_name: str, steps: int) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    world = int(os.environ.get('WORLD_SIZE', 1))
+    rank, world, _ = launched()
     if world > 1:
         dist.init_process_group('gloo')
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 1)))
@@ -68,7 +69,7 @@ def worker(recipe_name: str, steps: int) -> None:
     if world > 1:
         dist.barrier()
     rate = steps * GLOBAL_BATCH / (time.perf_counter() - start)
-    if int(os.environ.get('RANK', 0)) == 0:
+    if rank == 0:
         print(f'{rate:.3f}', flush=True)
     if world > 1:
         dist.destroy_process_group()

@@ -11,7 +11,7 @@ from editvit.analysis import (AttentionStatistics, UnsupportedModelError, analyz
                               write_metrics)
 from editvit.models.layers.token_pooling import TokenPooling
 
-from .common import attention_summary, tiny_edit, zero_query_key
+from .common import attention_summary, zero_query_key
 
 # 8x8 = 64 patches, three stages of two layers on 8x8 -> 6x6 -> 4x4 tokens, the second of each pair sharing
 PS = dict(img_size=32, patch_size=4, embed_dim=32, num_heads=2, depths=(2, 2, 2), num_classes=10,

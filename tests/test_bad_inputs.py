@@ -3,7 +3,6 @@ where it is parsed or loaded, as one line naming the input and the fix, exit cod
 import errno
 import gzip
 import math
-import shutil
 import struct
 
 import numpy as np

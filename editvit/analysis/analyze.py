@@ -1,15 +1,11 @@
 """The analysis of one model on a set of images: metrics, Fig. 1b blocks and Fig. 5 maps from one pass per batch."""
-import difflib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-import timm
 import torch
 import torch.nn as nn
 
-from ..weights import load_model_weights
 from .extract import attention_blocks, extract_attention
 from .images import NamedImage, denormalise, images_to_batch
 from .sequential import sequential_attention_maps

@@ -13,14 +13,12 @@ Unlike the subset suite (editvit.experiments.run) nothing is copied: the engine 
 import csv
 import hashlib
 import json
-import os
 import shutil
 import statistics
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 
@@ -33,6 +31,7 @@ from ..models.factory import create_model
 from ..train import from_dict, train
 from ..train.checkpoint import LAST
 from ..train.config import TrainConfig, read_yaml
+from ..train.distributed import launched
 from .budget import Budget
 from .figures import draw_analyses
 from .machine import describe_machine
@@ -125,7 +124,7 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
     (start and end of the last sitting), sink and sink_note, machine, finished (UTC).
     """
     out = Path(output)
-    world_size, rank = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('RANK', 0))
+    rank, world_size, _ = launched()
     if world_size != run.processes:
         raise ValueError(f'the run is planned for {run.processes} process(es) but {world_size} run it')
     state = run_state(out)  # every process reads it before the first one changes the folder

@@ -5,7 +5,7 @@ used on CPU and nccl on GPU. Without torchrun everything here is a no-op for a s
 """
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -33,13 +33,18 @@ class DistEnv:
         return self.world_size > 1
 
 
+def launched() -> Tuple[int, int, int]:
+    """(rank, world_size, local_rank) as torchrun set them for this process; (0, 1, 0) without torchrun."""
+    env = os.environ
+    return int(env.get('RANK', 0)), int(env.get('WORLD_SIZE', 1)), int(env.get('LOCAL_RANK', 0))
+
+
 def init_distributed(device: Optional[str] = None) -> DistEnv:
     """Join the torchrun process group if there is one, and pick the device ('cuda' if available by default)."""
     if device == 'cuda' and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA GPU; use --device cpu")
     kind = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    world_size = int(os.environ.get('WORLD_SIZE', 1))
-    rank, local_rank = int(os.environ.get('RANK', 0)), int(os.environ.get('LOCAL_RANK', 0))
+    rank, world_size, local_rank = launched()
     if kind == 'cuda':
         torch.cuda.set_device(local_rank)
         torch_device = torch.device('cuda', local_rank)

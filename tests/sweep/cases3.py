@@ -7,7 +7,6 @@ def st(name, d, *a): return (name, ['segment', 'train', *SM, *C, '--dataset', 'm
 def sy(name, *a): return (name, ['segment', 'train', *SM, *C, '--dataset', 'synthetic', '--synthetic-samples', '8', '--crop-size', '32', '--batch-size', '2', '--epochs', '1', '--no-progress', '--output', f'{O}/seg_{name}', '--overwrite', *a])
 def se(name, *a): return (name, ['segment', 'eval', *SM, *C, *a])
 def sr(name, *a): return (name, ['search', '--dataset', 'synthetic', '--epochs', '1', '--max-steps', '2', '--batch-size', '8', '--population', '2', '--generations', '0', '--val-split-per-class', '2', '--val-batches', '1', '--num-workers', '0', '--threads', '1', '--output', f'{O}/search_{name}.json', *a])
-import shutil, os
 CASES = [
  ('models-none', ['models', 'zzz_nothing*']),
  ('models-empty', ['models', '']),

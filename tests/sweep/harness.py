@@ -1,5 +1,5 @@
 """Run bad-input cases in-process: python harness.py CASEFILE; prints rows: id | rc | first stderr line | verdict."""
-import contextlib, io, os, signal, sys, traceback, json
+import contextlib, io, signal, sys
 import torch; torch.set_num_threads(1)
 from editvit.cli import main
 
