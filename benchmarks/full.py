@@ -141,7 +141,9 @@ def curves(args: argparse.Namespace) -> str:
                      f'({hours[-1]:.2f} h, load {h["load"][-1] if "load" in h else "?"})')
     if not groups:
         raise SystemExit(f'no run folder with a summary.csv under {args.work} for the planned runs')
-    plot_accuracy_against_time(groups, args.curves)
+    threads = f'{args.threads} thread' + ('s' if args.threads > 1 else '')
+    layout = threads if args.processes == 1 else f'{args.processes} processes of {threads}'
+    plot_accuracy_against_time(groups, args.curves, layout)
     return '\n'.join(lines) + '\n'
 
 

@@ -84,16 +84,18 @@ def training_hours(history: Mapping[str, list]) -> List[float]:
     return [seconds / 3600 for seconds in itertools.accumulate(history['epoch_seconds'])]
 
 
-def plot_accuracy_against_time(groups: Mapping[str, Mapping[str, PathLike]], path: PathLike) -> Path:
+def plot_accuracy_against_time(groups: Mapping[str, Mapping[str, PathLike]], path: PathLike,
+                               layout: str = 'one thread') -> Path:
     """One panel per group (a data set): test top-1 after each epoch against the hours of training so far (the
-    epochs' wall time summed, evaluations included), one line per named run folder."""
+    epochs' wall time summed, evaluations included), one line per named run folder; layout names what each run
+    ran on (the x label)."""
     fig = Figure(figsize=(5.2 * len(groups), 3.8), layout='constrained')
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
     for ax, (group, runs) in zip(axes, groups.items()):
         for name, run_dir in runs.items():
             h = read_history(run_dir)
             ax.plot(training_hours(h), h['val_top1'], 'o-', ms=3, label=name)
-        ax.set(xlabel='hours of training (one thread, wall time)', ylabel='test top-1 (%)', title=group)
+        ax.set(xlabel=f'hours of training ({layout}, wall time)', ylabel='test top-1 (%)', title=group)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _save(fig, path)
