@@ -35,7 +35,7 @@ def test_sigkill_and_resume_gives_identical_weights(tmp_path):
 
     run = tmp_path / 'interrupted'
     ckpt = run / LAST
-    first = kill_after_checkpoint(_command(run), ckpt, min_updates=2)  # mid epoch 0 (24 updates an epoch: room for a slow poll)
+    first = kill_after_checkpoint(_command(run), ckpt, min_updates=2)  # mid epoch 0 (24 updates an epoch)
     assert not (run / 'model.safetensors').exists()
     state = load_checkpoint(ckpt)
     assert state['epoch'] == 0 and state['batches_done'] > 0  # the first kill is within an epoch

@@ -84,8 +84,7 @@ def training_hours(history: Mapping[str, list]) -> List[float]:
     return [seconds / 3600 for seconds in itertools.accumulate(history['epoch_seconds'])]
 
 
-def plot_accuracy_against_time(groups: Mapping[str, Mapping[str, PathLike]], path: PathLike,
-                               layout: str = 'one thread') -> Path:
+def plot_accuracy_against_time(groups: Mapping[str, Mapping[str, PathLike]], path: PathLike, layout: str) -> Path:
     """One panel per group (a data set): test top-1 after each epoch against the hours of training so far (the
     epochs' wall time summed, evaluations included), one line per named run folder; layout names what each run
     ran on (the x label)."""
