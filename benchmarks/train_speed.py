@@ -2,7 +2,7 @@
 
     (a) pil     editvit's PIL path: ImageFolder data set, per-image transforms, DataLoader with --workers workers
     (b) tensor  editvit's tensor path: the set decoded once into uint8, whole batches augmented with kornia
-    (c) timm    timm's own train.py (benchmarks/peers/timm_train.py) as a subprocess on the same folder and options
+    (c) timm    timm's own train.py (--timm-train PATH) as a subprocess on the same folder and options
     (d) limit   a plain loop on the pre-decoded uint8 tensor with the cheapest batched crop and flip, no DataLoader
     (e) editvit `editvit train` itself as a subprocess on the same folder and options (the tensor path, the run loop
                 with its checkpoints, logs and evaluation; its engine's training images/s of the last epoch)
@@ -15,7 +15,13 @@ whole epoch over a balanced CIFAR-10 subset (what timm's train.py reports too: i
 epoch's start). The PIL path, the tensor/limit pair and timm take turns, in reversed order every other round; within
 the pair, the tensor path and the limit alternate batch by batch, so their ratio is measured under the same load.
 
-    OMP_NUM_THREADS=1 python benchmarks/train_speed.py --data-dir ~/data/cifar10 --threads 1 --rounds 2
+timm's pip package does not ship train.py: take it from a clone of huggingface/pytorch-image-models (the numbers in
+BENCHMARKS.md used commit aa4b5850c1543fa488abf260f18390eda46cf85d, which runs unchanged against timm 1.0.31) and
+pass its path, or set $TIMM_TRAIN; it runs after `import editvit`, so the EDIT models are registered with timm.
+
+    git clone https://github.com/huggingface/pytorch-image-models ~/src/timm
+    OMP_NUM_THREADS=1 python benchmarks/train_speed.py --data-dir ~/data/cifar10 --timm-train ~/src/timm/train.py \
+        --threads 1 --rounds 2
 """
 import argparse
 import csv
@@ -43,7 +49,6 @@ from editvit.models.factory import create_model  # noqa: E402
 
 MODEL = 'edit_tiny_patch16_224'
 MODEL_KWARGS = dict(img_size=32, patch_size=4, embed_dim=96, depth=6, num_heads=3)
-TIMM_TRAIN = Path(__file__).resolve().parent / 'peers' / 'timm_train.py'
 CONTENDERS = ('pil', 'tensor', 'timm', 'limit', 'editvit')
 LABELS = dict(pil='(a) PIL loop', tensor='(b) tensor loop', timm='(c) timm train.py', limit='(d) limit',
               editvit='(e) editvit train')
@@ -113,10 +118,11 @@ def limit_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, m
         yield (x - mean) / std, labels[idx], 0
 
 
-def run_timm(root: Path, out: Path, threads: int, workers: int, batch_size: int, epochs: int) -> float:
+def run_timm(script: Path, root: Path, out: Path, threads: int, workers: int, batch_size: int,
+             epochs: int) -> float:
     """timm train.py's average images/s over its last epoch."""
     kwargs = ' '.join(f'{k}={v}' for k, v in MODEL_KWARGS.items())
-    argv = [str(TIMM_TRAIN), '--data-dir', str(root), '--train-split', 'train', '--val-split', 'val',
+    argv = [str(script), '--data-dir', str(root), '--train-split', 'train', '--val-split', 'val',
             '--model', MODEL, '--model-kwargs', *kwargs.split(), '--num-classes', '10', '--input-size', '3', '32', '32',
             '--batch-size', str(batch_size), '--opt', 'lamb', '--lr', '2e-3', '--weight-decay', '0.05',
             '--sched', 'cosine', '--epochs', str(epochs), '--warmup-epochs', '0', '--smoothing', '0.1',
@@ -171,8 +177,17 @@ def main() -> None:
     ap.add_argument('--workers', type=int, default=1, help='loader workers of the PIL path and of timm')
     ap.add_argument('--rounds', type=int, default=2)
     ap.add_argument('--only', nargs='*', default=list(CONTENDERS), choices=CONTENDERS)
+    ap.add_argument('--timm-train', type=Path, default=os.environ.get('TIMM_TRAIN'),
+                    help="timm's train.py, from a clone of huggingface/pytorch-image-models (default: $TIMM_TRAIN)")
     ap.add_argument('--json', default=None, help='also write the results here')
     args = ap.parse_args()
+    if 'timm' in args.only and not (args.timm_train and Path(args.timm_train).is_file()):
+        where = f'{args.timm_train} is not a file' if args.timm_train else 'no --timm-train was given'
+        others = ' '.join(c for c in args.only if c != 'timm')
+        print(f"train_speed.py: error: (c) needs timm's train.py and {where}: pass --timm-train "
+              f"path/to/pytorch-image-models/train.py (or set TIMM_TRAIN), or leave it out with --only {others}",
+              file=sys.stderr)
+        sys.exit(2)
     torch.set_num_threads(args.threads)
 
     work = Path(args.work or tempfile.mkdtemp(prefix='train_speed_'))
@@ -208,7 +223,8 @@ def main() -> None:
         for slot in (slots if r % 2 == 0 else slots[::-1]):
             load = os.getloadavg()[0]
             if slot == ['timm']:
-                rates = {'timm': run_timm(root, work / 'timm_out', args.threads, args.workers, args.batch_size, 2)}
+                rates = {'timm': run_timm(args.timm_train, root, work / 'timm_out', args.threads, args.workers,
+                                         args.batch_size, 2)}
             elif slot == ['editvit']:
                 rates = {'editvit': run_editvit(root, work / 'editvit_out', args.threads, args.batch_size, 2)}
             else:
