@@ -12,5 +12,5 @@ except KeyboardInterrupt:
     raise
 
 __version__ = '0.1.0'
-__all__ = ['CheckpointError', 'ClassDecoder', 'EditVisionTransformer', 'create_model', 'vit_to_edit', 'load_model_weights',
-           'read_state_dict', 'save_model']
+__all__ = ['CheckpointError', 'ClassDecoder', 'EditVisionTransformer', 'create_model', 'vit_to_edit',
+           'load_model_weights', 'read_state_dict', 'save_model']

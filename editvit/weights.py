@@ -118,7 +118,8 @@ def read_file(path: PathLike) -> Dict[str, Any]:
         if code is not None:
             raise CheckpointError(
                 f'refusing to load {str(path)!r}: it holds pickled objects other than tensors and plain data '
-                f'({code}), which could execute code. Re-save only the state dict, or convert it to .safetensors.') from e
+                f'({code}), which could execute code. Re-save only the state dict, or convert it to '
+                f'.safetensors.') from e
         raise CheckpointError(f'{str(path)!r} is not a PyTorch checkpoint or .safetensors file (it does not '
                               f'unpickle: {_weights_only_reason(e)}); check the path, or re-save the weights') from e
     except Exception as e:

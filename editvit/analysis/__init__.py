@@ -3,7 +3,8 @@
     from editvit.analysis import run_analysis
     run_analysis('edit_small_patch16_224', 'out/', checkpoint='edit_s.safetensors', compare='deit3_small_patch16_224')
 
-or, step by step: `editvit.create_model`, `load_images`, `analyze_model` (metrics, blocks, maps), `write_metrics`, `plot_*`.
+or, step by step: `editvit.create_model`, `load_images`, `analyze_model` (metrics, blocks, maps), `write_metrics`,
+`plot_*`.
 """
 from .analyze import ModelAnalysis, analyze_model
 from .cls_removal import cls_removed

@@ -4,8 +4,9 @@ A model with `forward_with_intermediates` (EDIT, PSViT: see `editvit.models.base
 layer's tokens, attention map, decoder attention and pooling matrix by name, and is read from that alone.
 
 For third-party timm models (ViT, DeiT, DeiT3, register ViTs, CaiT) the maps are recorded by hooks. timm's
-`Attention` calls `F.scaled_dot_product_attention` by default, which never materialises the attention matrix. For the one pass that extracts the maps, each block's attention module gets `fused_attn = False` (its own
-attribute; timm's global setting is not touched), so timm itself computes
+`Attention` calls `F.scaled_dot_product_attention` by default, which never materialises the attention matrix. For
+the one pass that extracts the maps, each block's attention module gets `fused_attn = False` (its own attribute;
+timm's global setting is not touched), so timm itself computes
 
     A = softmax(q_norm(q) k_norm(k)^T * scale)          # (B, H, N, N), rows = queries, columns = keys
 

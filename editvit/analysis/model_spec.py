@@ -60,7 +60,8 @@ class ModelSpec:
         head = read_state_dict(weights).get('head.weight')
         if head is not None:
             kwargs['num_classes'] = head.shape[0]
-        return cls(name=config['model'], checkpoint=weights, model_kwargs=kwargs, label=f'{config["model"]} ({run.name})')
+        return cls(name=config['model'], checkpoint=weights, model_kwargs=kwargs,
+                   label=f'{config["model"]} ({run.name})')
 
     def source(self) -> str:
         if self.pretrained:

@@ -11,7 +11,8 @@ from .budget import Budget
 from .demo import DEMO_BUDGET, run_demo
 from .full import FullRun, run_full
 from .locate_cifar10 import MissingDataError, locate_data
-from .machine import describe_machine, idle_cores
+from ..threads import idle_cores  # the one rule for threads, used by the demo and every command
+from .machine import describe_machine
 from .results import append_row, read_rows, write_rows
 from .run import RunResult, remeasure_sink, run_experiment
 from .subset import Subset, make_subset

@@ -76,6 +76,7 @@ def format_table(entries: Sequence[Mapping[str, Any]]) -> str:
         lines.append(f"| {e['dataset']} | {e['budget']} | {e['model']} | {e['n']} | "
                      f"{_pm(e['top1_mean'], e['top1_std'])} | {_pm(e['top5_mean'], e['top5_std'])} | "
                      f"{e['params'] / 1e3:.0f} | {e['macs'] / 1e6:.1f} | {e['images_per_sec']:.0f} | "
-                     f"{_num(e['mean_sink_ratio'])} | {_num(e['mean_max_token_ratio'])} | {_num(e['token_sink_rate'])} | "
+                     f"{_num(e['mean_sink_ratio'])} | {_num(e['mean_max_token_ratio'])} | "
+                     f"{_num(e['token_sink_rate'])} | "
                      f"{entropy} |")
     return '\n'.join(lines) + '\n'

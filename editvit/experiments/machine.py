@@ -6,8 +6,6 @@ from typing import Any, Dict
 
 import torch
 
-from ..threads import idle_cores  # noqa: F401  the one rule for threads, used by the demo and every command
-
 # the extensions that decide whether bf16 pays off on a CPU (AVX2 only: torch emulates bf16, fp32 is faster)
 _FLAGS = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16')
 

@@ -73,8 +73,9 @@ def vit_to_edit(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[s
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """timm's pretrained filter for EDIT: convert ViT weights (DeiT3, DINOv2, ...), resample the position embedding to the model's
-    grid (e.g. 224 -> 384 fine-tuning, paper Fig. 4b). Keys that do not fit are left for the strict load to name."""
+    """timm's pretrained filter for EDIT: convert ViT weights (DeiT3, DINOv2, ...), resample the position embedding to
+    the model's grid (e.g. 224 -> 384 fine-tuning, paper Fig. 4b). Keys that do not fit are left for the strict load to
+    name."""
     state_dict = clean_state_dict(state_dict)
     if is_vit_state_dict(state_dict):
         return vit_to_edit(state_dict, model)

@@ -16,8 +16,8 @@ Decoder = Literal['mask_transformer', 'linear']
 class SegTrainConfig:
     """A segmentation training run. Field names are the YAML keys; on the command line they are --dashed-names."""
     # model
-    model: Optional[str] = field_help('backbone: timm model name, e.g. edit_small_patch16_224 or deit3_small_patch16_224',
-                                 default=None)
+    model: Optional[str] = field_help('backbone: timm model name, e.g. edit_small_patch16_224 or '
+                                      'deit3_small_patch16_224', default=None)
     model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments of the backbone', default_factory=dict)
     decoder: Decoder = field_help("'mask_transformer' (Segmenter's Mask Transformer) or 'linear'",
                              default='mask_transformer')

@@ -60,8 +60,8 @@ class TrainConfig:
                                                    '(DeiT3: 1e-6; default: the model\'s own)', at_least=0, default=None)
     grad_checkpointing: bool = field_help('recompute activations in the backward pass (less memory, ~30%% slower)',
                                      default=False)
-    finetune: Optional[str] = field_help('start from these weights (EDIT or DeiT3, timm or editvit format): the head is '
-                                    'reset to num_classes, the position embedding resampled', default=None)
+    finetune: Optional[str] = field_help('start from these weights (EDIT or DeiT3, timm or editvit format): the head '
+                                         'is reset to num_classes, the position embedding resampled', default=None)
     # data
     dataset: Optional[Dataset] = field_help('data set', default=None)
     data_dir: Optional[str] = field_help('data folder (default: $EDITVIT_DATA/<dataset>)', default=None)
@@ -139,7 +139,8 @@ class TrainConfig:
 class EvalConfig:
     """An evaluation of weights on a data set's validation split."""
     model: Optional[str] = field_help('timm model name', default=None)
-    checkpoint: Optional[str] = field_help('weights file (.safetensors, timm .pth or an editvit checkpoint)', default=None)
+    checkpoint: Optional[str] = field_help('weights file (.safetensors, timm .pth or an editvit checkpoint)',
+                                           default=None)
     model_kwargs: Dict[str, Any] = field_help('extra timm.create_model arguments', default_factory=dict)
     layer_scale_init: Optional[float] = field_help('LayerScale initial value the model was trained with (0: none); '
                                                    'it decides whether the model has LayerScale gains to load',
