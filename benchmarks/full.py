@@ -115,7 +115,8 @@ def table(args: argparse.Namespace) -> str:
                              f"(standard error){' , beyond 2 SE' if c['beyond_2se'] else ', within 2 SE'}")
     timing = [f"- {r['model']} {r['dataset']} seed {r['seed']}: {r['epochs']} epochs, {r['epoch_seconds']:.0f} s per "
               f"epoch, {r['train_seconds'] / 3600:.2f} h, {r.get('processes', 1)} process(es) x {r['threads']} "
-              f"thread(s), load {r['load_1min']['start']}-{r['load_1min']['end']}, {r['machine']['cpu']}" for r in rows]
+              f"thread(s), load {r['load_1min']['start']}-{r['load_1min']['end']}, "
+              f"{' then '.join(r.get('sitting_cpus') or [r['machine']['cpu']])}" for r in rows]
     done = {run_key(r) for r in rows}
     pending = [f'| {r.dataset} | {r.tag()} | {r.variant} | seed {r.seed} | pending |' for r in planned(args)
                if key_of(r) not in done]

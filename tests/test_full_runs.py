@@ -47,6 +47,9 @@ def test_interrupted_run_is_continued_to_the_same_row(tmp_path, monkeypatch):
     assert run_state(tmp_path / 'cut') == 'finished'
     assert 'resuming' in (tmp_path / 'cut' / 'log.txt').read_text()
     assert continued['sittings'] == 2 and whole['sittings'] == 1
+    cpu = continued['machine']['cpu']
+    assert continued['sitting_cpus'] == [cpu] == whole['sitting_cpus']  # one machine, named once for two sittings
+    assert (tmp_path / 'cut' / 'sittings.txt').read_text().count(f' cpu {cpu}\n') == 2
     for key in ('top1', 'top5', 'best_top1', 'params', 'macs', 'budget', 'epochs', 'train_images', 'test_images'):
         assert continued[key] == whole[key], key
     assert continued['sink'] == pytest.approx(whole['sink'])  # exact resume: the same weights

@@ -120,8 +120,9 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
     The row holds: model, timm_model, model_kwargs, dataset, scale ('full'), recipe, budget (FullRun.tag), overrides,
     recipe_config, seed, epochs, train_images, test_images, top1, top5, best_top1 (whole test set, last and best
     epoch), params, macs, train_seconds (the epochs' wall time summed over every sitting), epoch_seconds (mean per
-    epoch), images_per_sec (last epoch), sittings (1 + times continued), processes, threads (per process), load_1min
-    (start and end of the last sitting), sink and sink_note, machine, finished (UTC).
+    epoch), images_per_sec (last epoch), sittings (1 + times continued), sitting_cpus (the CPU model of each sitting,
+    once each), processes, threads (per process), load_1min (start and end of the last sitting), sink and sink_note,
+    machine (of the last sitting), finished (UTC).
     """
     out = Path(output)
     rank, world_size, _ = launched()
@@ -139,7 +140,7 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
             out.mkdir(parents=True, exist_ok=True)
             with open(sittings_file, 'a') as f:
                 f.write(f'{datetime.now(timezone.utc).isoformat(timespec="seconds")} {state} processes {world_size} '
-                        f'threads {torch.get_num_threads()} load {machine["load_1min"]}\n')
+                        f'threads {torch.get_num_threads()} load {machine["load_1min"]} cpu {machine["cpu"]}\n')
         cfg = full_config(run, out, data_dir, resume=state == 'interrupted', synthetic_samples=synthetic_samples)
         train(cfg)  # the other processes wait for the first in torchrun's rendezvous, after its folder changes
     if rank != 0:
@@ -159,7 +160,9 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
     except UnsupportedModelError:
         analysis = None
     img_size = cfg.model_kwargs['img_size']
-    sittings = sittings_file.read_text().count('\n') if sittings_file.is_file() else 1
+    sitting_lines = sittings_file.read_text().splitlines() if sittings_file.is_file() else []
+    # the CPU of each sitting, in order, once each: a run continued on another machine names both
+    sitting_cpus = list(dict.fromkeys(line.partition(' cpu ')[2] for line in sitting_lines if ' cpu ' in line))
     epoch_seconds = [float(r['epoch_seconds']) for r in history]
     n_train = len(create_dataset(run.dataset, str(data_dir) if data_dir else None, 'train', seed=cfg.seed,
                                  synthetic_samples=cfg.synthetic_samples))
@@ -170,7 +173,8 @@ def run_full(run: FullRun, output: PathLike, data_dir: Optional[PathLike] = None
         top1=metrics['val_top1'], top5=metrics['val_top5'], best_top1=metrics['best_val_top1'],
         params=metrics['num_params'], macs=count_macs(model, (3, img_size, img_size)),
         train_seconds=round(sum(epoch_seconds), 1), epoch_seconds=round(statistics.fmean(epoch_seconds), 1),
-        images_per_sec=metrics['images_per_sec'], sittings=sittings, processes=world_size,
+        images_per_sec=metrics['images_per_sec'], sittings=max(1, len(sitting_lines)),
+        sitting_cpus=sitting_cpus or [machine['cpu']], processes=world_size,
         threads=torch.get_num_threads(),
         load_1min=dict(start=machine['load_1min'], end=describe_machine()['load_1min']),
         sink={k: analysis.metrics['summary'].get(k) for k in SINK_SUMMARY_KEYS} if analysis else None,
